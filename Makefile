@@ -1,0 +1,45 @@
+# picksel — two set-up commands for a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV  ?= .venv
+BIN   := $(VENV)/bin
+# textual-image >= 0.14 needs Python 3.12: prefer 3.13/3.12 when they really run
+# (a pyenv shim can exist for a version that is not active), else any Python >= 3.11.
+PYTHON ?= $(shell for p in python3.12 python3.13 \
+	$$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[23]*/bin/python3 2>/dev/null | sort -V) \
+	python3.11 python3 python; do \
+	  "$$p" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo "$$p"; break; }; \
+	done)
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-clip bench lint screenshots clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "picksel needs Python >= 3.11 on PATH" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/picksel demo
+
+test: $(STAMP)
+	$(BIN)/ruff check core tui tests bench
+	$(BIN)/python -m pytest -n 2 -q
+
+test-clip: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,clip]'
+	$(BIN)/python -m pytest -q -m clip -p no:xdist
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check core tui tests bench
+
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.make_screenshots
+
+clean:
+	rm -rf $(VENV) .pytest_cache

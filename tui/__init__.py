@@ -1,0 +1,1 @@
+"""Textual user interface for picksel (the repository's tui/ folder)."""
