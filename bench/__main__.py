@@ -1,0 +1,42 @@
+"""Run every ``bench/bench_*.py`` (or the ones named): ``python -m bench [NAME...] [--quick]``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def discover() -> list[str]:
+    here = Path(__file__).parent
+    return sorted(m.name[len("bench_") :] for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all: {', '.join(discover())})")
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test of the benchmarks")
+    args = parser.parse_args(argv)
+    names = args.names or discover()
+    failed = []
+    for name in names:
+        print(f"== bench {name} ==", flush=True)
+        start = time.perf_counter()
+        try:
+            importlib.import_module(f"bench.bench_{name}").main(quick=args.quick)
+        except Exception:
+            traceback.print_exc()
+            failed.append(name)
+        print(f"   ({name}: {time.perf_counter() - start:.1f} s)\n", flush=True)
+    if failed:
+        print(f"benchmarks that failed to run: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
