@@ -1,0 +1,411 @@
+"""Per-album curator state: exclusions, pins, favorites, settings and the last selection.
+
+Lives in ``STATE_DIR/state.json`` (``picksel.album.state_dir``). Every image is named by
+its path relative to the album, never by its row in the index, so exclusions and the
+saved selection survive a re-index that adds, removes or reorders images.
+
+The file is versioned JSON written atomically with ``ensure_ascii=True``: file names that
+were not valid UTF-8 come out of ``os.fsdecode`` as lone surrogates (U+DC80–U+DCFF) and
+JSON's ``\\udcXX`` escapes carry them through a save/load round trip unchanged.
+
+A state file that cannot be read or does not have the expected shape never stops the
+app: it is moved aside to ``state.json.corrupt-<timestamp>`` (never overwriting an earlier
+one) and ``load_state`` returns fresh defaults plus a warning for the user. Individual bad
+values (a negative count, a non-string path...) fall back to their default with a warning
+and leave the rest of the state intact. Unknown keys are ignored so an older picksel can
+read a newer file's known parts.
+
+Rules chosen for pins and exclusions: an image is never both pinned and excluded.
+Pinning an excluded image removes the exclusion (pinning is the more deliberate act);
+excluding a pinned image unpins it. ``exclude_at_or_above`` leaves pinned images alone
+because a pin is an explicit "keep this" and pinned images naturally score 100%.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from picksel.errors import PickselError, UsageError
+from picksel.fsutil import atomic_write_text
+
+if TYPE_CHECKING:  # picksel.select is written in parallel; only its shape matters here
+    from picksel.select import SelectionResult
+
+STATE_FILENAME = "state.json"
+STATE_VERSION = 1
+METHODS = ("fps", "kmeans")  # mirrors picksel.select.METHODS
+MAX_ITERATIONS = 100
+CORE = 90.0  # mirrors picksel.select.CORE / STABLE (tier thresholds)
+STABLE = 70.0
+
+
+def _tier_of(frequency: float) -> str:
+    """Tier of a frequency; defers to picksel.select when it is importable."""
+    try:
+        from picksel.select import tier_of
+    except ImportError:  # select not written yet: same thresholds as DESIGN.md
+        return "core" if frequency >= CORE else "stable" if frequency >= STABLE else "variable"
+    return tier_of(frequency)
+
+
+@dataclass
+class Settings:
+    """The curator panel's last values, restored when the album is reopened."""
+
+    method: str = "fps"
+    count: int = 20
+    iterations: int = 20
+    threshold: int = 90
+    seed: int | None = None
+
+
+@dataclass
+class SavedSelection:
+    """The last selection, by path, so export/inventory/favorites work after a restart."""
+
+    method: str
+    count: int
+    iterations: int
+    seed: int | None
+    fingerprint: str
+    consensus: list[str] = field(default_factory=list)
+    votes: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_result(
+        cls, result: SelectionResult, paths: list[str], fingerprint: str
+    ) -> SavedSelection:
+        """Translate row indices of a run into album paths (``paths`` = the index's rows)."""
+        votes_arr = [int(v) for v in result.votes]
+        if len(votes_arr) != len(paths):
+            raise ValueError(
+                f"selection has {len(votes_arr)} vote counts but the index has {len(paths)} rows"
+            )
+        seed = None if result.seed is None else int(result.seed)
+        return cls(
+            method=str(result.method),
+            count=int(result.count),
+            iterations=int(result.iterations),
+            seed=seed,
+            fingerprint=str(fingerprint),
+            consensus=[paths[int(i)] for i in result.consensus],
+            votes={p: v for p, v in zip(paths, votes_arr, strict=True) if v > 0},
+        )
+
+    def frequency(self, path: str) -> float:
+        """Percent of iterations that picked ``path`` (0.0 when never picked)."""
+        # votes*100/iterations, not votes/iterations*100: keeps 29/100 at exactly 29.0
+        return self.votes.get(path, 0) * 100 / self.iterations
+
+    def tier(self, path: str) -> str:
+        """"core" / "stable" / "variable", or "" for a path that was never picked."""
+        if self.votes.get(path, 0) <= 0:
+            return ""
+        return _tier_of(self.frequency(path))
+
+    def at_or_above(self, threshold: float) -> list[str]:
+        """Voted paths with frequency >= threshold, compared exactly (no float noise)."""
+        t = Fraction(threshold)
+        return [p for p, v in self.votes.items() if Fraction(v * 100, self.iterations) >= t]
+
+    def is_current(self, fingerprint: str) -> bool:
+        """True when the index has not changed since this selection was made."""
+        return self.fingerprint == fingerprint
+
+
+@dataclass
+class AlbumState:
+    excluded: set[str] = field(default_factory=set)
+    pins: set[str] = field(default_factory=set)
+    favorites: list[str] = field(default_factory=list)
+    settings: Settings = field(default_factory=Settings)
+    export_path: str | None = None
+    inventory_path: str | None = None
+    selection: SavedSelection | None = None
+
+
+# ---------------------------------------------------------------------------- operations
+
+
+def toggle_excluded(state: AlbumState, rel: str) -> bool:
+    """Flip the exclusion of ``rel``; returns True when it is now excluded (and unpinned)."""
+    if rel in state.excluded:
+        state.excluded.discard(rel)
+        return False
+    state.excluded.add(rel)
+    state.pins.discard(rel)
+    return True
+
+
+def toggle_pin(state: AlbumState, rel: str) -> bool:
+    """Flip the pin of ``rel``; returns True when it is now pinned (and no longer excluded)."""
+    if rel in state.pins:
+        state.pins.discard(rel)
+        return False
+    state.pins.add(rel)
+    state.excluded.discard(rel)
+    return True
+
+
+def check_threshold(threshold: object) -> float:
+    """The exclusion threshold must be a number in 1..100 (UsageError otherwise)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise UsageError(f"threshold must be a number from 1 to 100, got {threshold!r}")
+    if not 1 <= threshold <= 100:
+        raise UsageError(f"threshold must be from 1 to 100, got {threshold:g}")
+    return threshold
+
+
+def exclude_at_or_above(state: AlbumState, threshold: float) -> int:
+    """Exclude every analysed image of the saved selection picked in >= threshold % of
+    iterations (pinned images are left alone); returns how many were newly excluded."""
+    check_threshold(threshold)
+    if state.selection is None:
+        raise PickselError("no saved selection yet: run a selection first")
+    new = [
+        p
+        for p in state.selection.at_or_above(threshold)
+        if p not in state.excluded and p not in state.pins
+    ]
+    state.excluded.update(new)
+    return len(new)
+
+
+def clear_exclusions(state: AlbumState) -> int:
+    n = len(state.excluded)
+    state.excluded.clear()
+    return n
+
+
+def clear_selection(state: AlbumState) -> None:
+    state.selection = None
+
+
+def included_paths(state: AlbumState) -> list[str]:
+    """The saved consensus minus current exclusions, in consensus order."""
+    if state.selection is None:
+        return []
+    return [p for p in state.selection.consensus if p not in state.excluded]
+
+
+def set_favorites(state: AlbumState) -> int:
+    """Replace favorites with the included part of the saved selection; returns their count."""
+    if state.selection is None:
+        raise PickselError("no saved selection yet: run a selection first")
+    state.favorites = included_paths(state)
+    return len(state.favorites)
+
+
+# ---------------------------------------------------------------------------- persistence
+
+
+def state_path(state_dir: Path) -> Path:
+    return Path(state_dir) / STATE_FILENAME
+
+
+def state_to_dict(state: AlbumState) -> dict[str, Any]:
+    s = state.settings
+    data: dict[str, Any] = {
+        "version": STATE_VERSION,
+        "excluded": sorted(state.excluded),
+        "pins": sorted(state.pins),
+        "favorites": list(state.favorites),
+        "settings": {
+            "method": s.method,
+            "count": s.count,
+            "iterations": s.iterations,
+            "threshold": s.threshold,
+            "seed": s.seed,
+        },
+        "export_path": state.export_path,
+        "inventory_path": state.inventory_path,
+        "selection": None,
+    }
+    sel = state.selection
+    if sel is not None:
+        data["selection"] = {
+            "method": sel.method,
+            "count": sel.count,
+            "iterations": sel.iterations,
+            "seed": sel.seed,
+            "fingerprint": sel.fingerprint,
+            "consensus": list(sel.consensus),
+            "votes": dict(sel.votes),
+        }
+    return data
+
+
+def save_state(state_dir: Path, state: AlbumState) -> None:
+    """Write state.json atomically (ASCII JSON, so surrogate-escaped names survive)."""
+    text = json.dumps(state_to_dict(state), ensure_ascii=True, indent=1) + "\n"
+    try:
+        atomic_write_text(state_path(state_dir), text)
+    except OSError as e:
+        raise PickselError(f"cannot save {state_path(state_dir)}: {e.strerror or e}") from e
+
+
+def load_state(state_dir: Path) -> tuple[AlbumState, str | None]:
+    """Read state.json; returns (state, warning). Missing file -> defaults, no warning."""
+    path = state_path(state_dir)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return AlbumState(), None
+    except OSError as e:
+        # Unreadable (permissions, I/O error): try to move it aside so the next save works.
+        return AlbumState(), _move_aside(path, f"cannot read it ({e.strerror or e})")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        return AlbumState(), _move_aside(path, f"not valid JSON ({_short(e)})")
+    if not isinstance(data, dict):
+        return AlbumState(), _move_aside(path, "not a JSON object")
+    version = data.get("version")
+    if version != STATE_VERSION or isinstance(version, bool):
+        return AlbumState(), _move_aside(path, f"unsupported version {version!r}")
+    problems: list[str] = []
+    state = _state_from_dict(data, problems)
+    warning = None
+    if problems:
+        warning = f"{path}: ignored bad values ({'; '.join(problems)}); defaults used for them"
+    return state, warning
+
+
+def _short(e: BaseException) -> str:
+    return str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+
+
+def _move_aside(path: Path, why: str) -> str:
+    """Rename a bad state file to ``state.json.corrupt-<timestamp>[-N]`` without ever
+    replacing an earlier one; returns the user-facing warning."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for n in range(1000):
+        target = path.with_name(f"{path.name}.corrupt-{stamp}" + (f"-{n}" if n else ""))
+        try:
+            os.link(path, target)  # fails if target exists: never overwrites
+        except FileExistsError:
+            continue
+        except OSError:
+            # no hard links on this filesystem: check, then rename
+            if os.path.lexists(target):
+                continue
+            try:
+                os.rename(path, target)
+            except OSError as e:
+                return f"{path} is {why} and could not be moved aside ({e.strerror or e}); starting with a fresh state"
+            return f"{path} was {why}; moved it to {target.name} and started with a fresh state"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return f"{path} was {why}; moved it to {target.name} and started with a fresh state"
+    return f"{path} is {why} and could not be moved aside; starting with a fresh state"
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _str_list(data: dict, key: str, problems: list[str]) -> list[str]:
+    value = data.get(key, [])
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        problems.append(f"{key} is not a list")
+        return []
+    good = [v for v in value if isinstance(v, str)]
+    if len(good) != len(value):
+        problems.append(f"{len(value) - len(good)} non-text entries in {key}")
+    return good
+
+
+def _opt_str(data: dict, key: str, problems: list[str]) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    problems.append(f"{key} is not text")
+    return None
+
+
+def _settings_from(value: object, problems: list[str]) -> Settings:
+    s = Settings()
+    if value is None:
+        return s
+    if not isinstance(value, dict):
+        problems.append("settings is not an object")
+        return s
+    method = value.get("method", s.method)
+    if method in METHODS:
+        s.method = method
+    else:
+        problems.append(f"settings.method {method!r}")
+    for key, lo, hi in (("count", 1, None), ("iterations", 1, MAX_ITERATIONS), ("threshold", 1, 100)):
+        v = value.get(key, getattr(s, key))
+        if _is_int(v) and v >= lo and (hi is None or v <= hi):
+            setattr(s, key, v)
+        else:
+            problems.append(f"settings.{key} {v!r}")
+    seed = value.get("seed")
+    if seed is None or (_is_int(seed) and seed >= 0):
+        s.seed = seed
+    else:
+        problems.append(f"settings.seed {seed!r}")
+    return s
+
+
+def _selection_from(value: object, problems: list[str]) -> SavedSelection | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        problems.append("selection is not an object; dropped it")
+        return None
+    method, count, iterations = value.get("method"), value.get("count"), value.get("iterations")
+    seed, fingerprint = value.get("seed"), value.get("fingerprint")
+    consensus, votes = value.get("consensus"), value.get("votes")
+    ok = (
+        isinstance(method, str)
+        and _is_int(count)
+        and count >= 0
+        and _is_int(iterations)
+        and iterations >= 1
+        and (seed is None or _is_int(seed))
+        and isinstance(fingerprint, str)
+        and isinstance(consensus, list)
+        and all(isinstance(p, str) for p in consensus)
+        and isinstance(votes, dict)
+        and all(_is_int(v) and 0 <= v <= iterations for v in votes.values())
+    )
+    if not ok:
+        problems.append("selection has bad values; dropped it")
+        return None
+    return SavedSelection(
+        method=method,
+        count=count,
+        iterations=iterations,
+        seed=seed,
+        fingerprint=fingerprint,
+        consensus=list(consensus),
+        votes={p: v for p, v in votes.items() if v > 0},
+    )
+
+
+def _state_from_dict(data: dict, problems: list[str]) -> AlbumState:
+    state = AlbumState(
+        excluded=set(_str_list(data, "excluded", problems)),
+        pins=set(_str_list(data, "pins", problems)),
+        favorites=_str_list(data, "favorites", problems),
+        settings=_settings_from(data.get("settings"), problems),
+        export_path=_opt_str(data, "export_path", problems),
+        inventory_path=_opt_str(data, "inventory_path", problems),
+        selection=_selection_from(data.get("selection"), problems),
+    )
+    both = state.pins & state.excluded
+    if both:  # invariant: never both; the pin wins as in toggle_pin
+        state.excluded -= both
+        problems.append(f"{len(both)} images were both pinned and excluded; kept the pins")
+    return state
