@@ -39,7 +39,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check core tui tests bench
 
 screenshots: $(STAMP)
-	$(BIN)/python -m tests.make_screenshots
+	$(BIN)/python tests/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
