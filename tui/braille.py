@@ -1,0 +1,278 @@
+"""Pure numpy rasteriser for the map pane (no Textual, no Rich).
+
+The map is drawn in one vectorised pass: every point is projected onto a dot grid of
+2×4 dots per terminal cell, the dots of each cell are OR-ed into a braille bit pattern
+and the cell's colour is the highest-priority state among its points (state codes are
+ordered so that ``excluded > core > stable > variable > none`` is plain ``max``).
+plotext loops over points in Python (~0.4 s at 50k); this is a few milliseconds at 100k.
+
+Coordinates go through three spaces:
+- data: whatever UMAP/PCA produced;
+- normalised: each axis scaled to [0, 1], y flipped so "up" in the data is up on screen;
+- screen: dot units (x in [0, 2·width), y in [0, 4·height)) for a :class:`View`.
+Dots are roughly square on a terminal (a cell is ~1:2 and holds 2×4 dots), so distances
+in screen space are what the user sees; the direction search works there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+N_STATES = 5
+
+# Braille dot numbering: bit for (dot row r in 0..3, dot column c in 0..1).
+_BIT = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.uint16)
+# Weight of dot index k = r * 2 + c, used to turn an (cells, 8) occupancy into bits.
+_DOT_WEIGHTS = _BIT.reshape(-1)
+
+# Character per bit pattern; an empty cell is a plain space (U+2800 renders as a
+# visible box in a few fonts).
+CHARS = np.array([" "] + [chr(0x2800 + b) for b in range(1, 256)], dtype="<U1")
+
+MAX_ZOOM = 256.0
+
+DIRECTIONS: dict[str, tuple[int, int]] = {
+    "left": (-1, 0),
+    "right": (1, 0),
+    "up": (0, -1),
+    "down": (0, 1),
+}
+
+
+@dataclass(frozen=True)
+class View:
+    """Which part of the normalised [0, 1]² map is on screen: centre and zoom factor."""
+
+    cx: float = 0.5
+    cy: float = 0.5
+    zoom: float = 1.0
+
+    def zoomed(self, factor: float, centre: tuple[float, float]) -> View:
+        """Zoom by ``factor`` around ``centre`` (normalised coordinates), which becomes the
+        middle of the screen; back at zoom 1 the whole map is shown again."""
+        zoom = float(min(MAX_ZOOM, max(1.0, self.zoom * factor)))
+        if zoom <= 1.0:
+            return View()
+        return View(float(centre[0]), float(centre[1]), zoom)
+
+    def centred_on(self, centre: tuple[float, float]) -> View:
+        if self.zoom <= 1.0:
+            return self
+        return View(float(centre[0]), float(centre[1]), self.zoom)
+
+
+@dataclass
+class Raster:
+    """Per-cell result of :func:`rasterise` for a ``height`` × ``width`` cell grid."""
+
+    bits: np.ndarray  # uint8 (h, w): braille bit pattern, 0 = empty cell
+    winner: np.ndarray  # uint8 (h, w): highest state among the cell's points (0 if empty)
+
+    @property
+    def height(self) -> int:
+        return int(self.bits.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.bits.shape[1]) if self.bits.ndim == 2 else 0
+
+
+def normalise(coords: np.ndarray) -> np.ndarray:
+    """Scale each axis of ``coords`` (N, 2) to [0, 1], y flipped; NaN/inf rows go to NaN
+    (never drawn, never picked). A degenerate axis (all equal) maps to 0.5."""
+    xy = np.asarray(coords, dtype=np.float64).reshape(-1, 2).copy()
+    if xy.shape[0] == 0:
+        return xy
+    finite = np.isfinite(xy).all(axis=1)
+    xy[~finite] = np.nan
+    if not finite.any():
+        return xy
+    lo = np.nanmin(xy, axis=0)
+    hi = np.nanmax(xy, axis=0)
+    span = hi - lo
+    out = np.full_like(xy, 0.5)
+    for a in (0, 1):
+        if span[a] > 0:
+            out[:, a] = (xy[:, a] - lo[a]) / span[a]
+    out[:, 1] = 1.0 - out[:, 1]
+    out[~finite] = np.nan
+    return out
+
+
+def project(norm: np.ndarray, view: View, width: int, height: int) -> np.ndarray:
+    """Screen position in dot units (float, (N, 2)) of normalised points for a cell grid
+    of ``width`` × ``height``; at zoom 1 the unit square fills the grid exactly."""
+    dw = max(1, 2 * width) - 1
+    dh = max(1, 4 * height) - 1
+    out = np.empty_like(norm, dtype=np.float64)
+    out[:, 0] = ((norm[:, 0] - view.cx) * view.zoom + 0.5) * dw
+    out[:, 1] = ((norm[:, 1] - view.cy) * view.zoom + 0.5) * dh
+    return out
+
+
+def unproject(sx: float, sy: float, view: View, width: int, height: int) -> tuple[float, float]:
+    """Normalised coordinates of a screen dot position (inverse of :func:`project`)."""
+    dw = max(1, 2 * width) - 1
+    dh = max(1, 4 * height) - 1
+    return (sx / dw - 0.5) / view.zoom + view.cx, (sy / dh - 0.5) / view.zoom + view.cy
+
+
+def dot_indices(screen: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Integer dot positions and the mask of points that land on the grid."""
+    with np.errstate(invalid="ignore"):
+        fx = np.rint(screen[:, 0])
+        fy = np.rint(screen[:, 1])
+        inside = (fx >= 0) & (fx < 2 * width) & (fy >= 0) & (fy < 4 * height)
+    ix = np.where(inside, fx, 0).astype(np.int64)
+    iy = np.where(inside, fy, 0).astype(np.int64)
+    return ix, iy, inside
+
+
+def rasterise(screen: np.ndarray, states: np.ndarray, width: int, height: int) -> Raster:
+    """Braille bits and winning state per cell for points at ``screen`` dot positions.
+
+    Uses two boolean occupancy tables (cell×dot and cell×state) filled with one fancy
+    assignment each, so there is no Python loop over points and no ``ufunc.at``.
+    """
+    width = max(0, int(width))
+    height = max(0, int(height))
+    ncell = width * height
+    if ncell == 0:
+        z = np.zeros((height, width), dtype=np.uint8)
+        return Raster(z, z.copy())
+    ix, iy, inside = dot_indices(screen, width, height)
+    ix, iy = ix[inside], iy[inside]
+    st = np.asarray(states, dtype=np.uint8)[inside]
+    cell = (iy >> 2) * width + (ix >> 1)
+    dot = (iy & 3) * 2 + (ix & 1)
+    occ = np.zeros(ncell * 8, dtype=bool)
+    occ[cell * 8 + dot] = True
+    bits = (occ.reshape(ncell, 8) @ _DOT_WEIGHTS).astype(np.uint8)
+    seen = np.zeros(ncell * N_STATES, dtype=bool)
+    seen[cell * N_STATES + np.minimum(st, N_STATES - 1)] = True
+    seen = seen.reshape(ncell, N_STATES)
+    winner = (N_STATES - 1 - np.argmax(seen[:, ::-1], axis=1)).astype(np.uint8)
+    winner[bits == 0] = 0
+    return Raster(bits.reshape(height, width), winner.reshape(height, width))
+
+
+def row_runs(bits_row: np.ndarray, winner_row: np.ndarray) -> list[tuple[str, int]]:
+    """One raster row as runs of ``(text, key)`` with a constant style key: the state
+    code for drawn cells, -1 for empty cells."""
+    if bits_row.size == 0:
+        return []
+    key = np.where(bits_row == 0, -1, winner_row.astype(np.int16))
+    text = "".join(CHARS[bits_row].tolist())
+    cuts = np.flatnonzero(key[1:] != key[:-1]) + 1
+    starts = np.concatenate(([0], cuts))
+    ends = np.concatenate((cuts, [key.size]))
+    return [(text[s:e], int(key[s])) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+def nearest_in_direction(
+    screen: np.ndarray,
+    origin: int,
+    direction: str,
+    *,
+    off_axis_weight: float = 1.0,
+) -> int | None:
+    """Row of the nearest point from ``origin`` in ``direction`` ("left"/"right"/"up"/"down").
+
+    Candidates lie within a 45° cone around the direction; among them the score is the
+    distance plus ``off_axis_weight`` × the sideways offset, so a point straight ahead
+    beats a slightly closer one off to the side. When the cone is empty the whole
+    half-plane is tried, so the cursor is never stuck while points remain that way.
+    Points at the origin's exact position and NaN rows are never candidates.
+    """
+    ux, uy = DIRECTIONS[direction]
+    d = screen - screen[origin]
+    along = d[:, 0] * ux + d[:, 1] * uy
+    perp = np.abs(d[:, 0] * uy - d[:, 1] * ux)
+    with np.errstate(invalid="ignore"):
+        ahead = along > 0
+        cone = ahead & (perp <= along)
+    for ok in (cone, ahead):
+        if ok.any():
+            score = np.where(ok, np.hypot(along, perp) + off_axis_weight * perp, np.inf)
+            return int(np.argmin(score))
+    return None
+
+
+def nearest_point(screen: np.ndarray, x: float, y: float) -> int | None:
+    """Row of the point nearest to screen position (x, y), or None without finite points."""
+    if screen.shape[0] == 0:
+        return None
+    d2 = (screen[:, 0] - x) ** 2 + (screen[:, 1] - y) ** 2
+    d2 = np.where(np.isfinite(d2), d2, np.inf)
+    i = int(np.argmin(d2))
+    return i if np.isfinite(d2[i]) else None
+
+
+# Pixel rendering (for sixel / kitty / half-cell through textual-image) ----------------
+
+PALETTE = np.array(
+    [
+        (118, 118, 118),  # none: quiet grey
+        (80, 200, 90),  # variable: green
+        (40, 200, 215),  # stable: cyan
+        (220, 70, 220),  # core: magenta
+        (235, 60, 55),  # excluded: red
+    ],
+    dtype=np.uint8,
+)
+BACKGROUND = np.array((16, 16, 20), dtype=np.uint8)
+CURSOR_RGB = np.array((255, 230, 60), dtype=np.uint8)
+
+
+def render_rgb(
+    norm: np.ndarray,
+    states: np.ndarray,
+    view: View,
+    px_width: int,
+    px_height: int,
+    *,
+    cursor: int | None = None,
+    point_size: int = 2,
+) -> np.ndarray:
+    """The same map as an RGB array (px_height, px_width, 3) at pixel resolution.
+
+    Each point is a ``point_size`` square; where points overlap the higher state wins
+    (same rule as the braille cells). The cursor is a yellow crosshair.
+    """
+    w, h = max(1, int(px_width)), max(1, int(px_height))
+    img = np.empty((h, w, 3), dtype=np.uint8)
+    img[:] = BACKGROUND
+    if norm.shape[0]:
+        m = point_size
+        sx = ((norm[:, 0] - view.cx) * view.zoom + 0.5) * (w - m - 1)
+        sy = ((norm[:, 1] - view.cy) * view.zoom + 0.5) * (h - m - 1)
+        with np.errstate(invalid="ignore"):
+            fx, fy = np.rint(sx), np.rint(sy)
+            inside = (fx >= 0) & (fx < w - m + 1) & (fy >= 0) & (fy < h - m + 1)
+        ix = fx[inside].astype(np.int64)
+        iy = fy[inside].astype(np.int64)
+        st = np.asarray(states, dtype=np.uint8)[inside]
+        # Highest state per pixel (0 = background, else state + 1).
+        grid = np.zeros((h, w), dtype=np.uint8)
+        code = np.minimum(st, N_STATES - 1) + 1
+        for oy in range(m):
+            for ox in range(m):
+                np.maximum.at(grid, (iy + oy, ix + ox), code)
+        drawn = grid > 0
+        img[drawn] = PALETTE[grid[drawn] - 1]
+        if cursor is not None and 0 <= cursor < norm.shape[0] and np.isfinite(norm[cursor]).all():
+            cx = int(round(((norm[cursor, 0] - view.cx) * view.zoom + 0.5) * (w - m - 1))) + m // 2
+            cy = int(round(((norm[cursor, 1] - view.cy) * view.zoom + 0.5) * (h - m - 1))) + m // 2
+            arm = max(6, min(w, h) // 30)
+            gap = m + 1
+            for a, b in ((cx - arm, cx - gap), (cx + gap, cx + arm)):
+                a, b = max(0, a), min(w, b + 1)
+                if 0 <= cy < h and a < b:
+                    img[max(0, cy - 1) : cy + 1, a:b] = CURSOR_RGB
+            for a, b in ((cy - arm, cy - gap), (cy + gap, cy + arm)):
+                a, b = max(0, a), min(h, b + 1)
+                if 0 <= cx < w and a < b:
+                    img[a:b, max(0, cx - 1) : cx + 1] = CURSOR_RGB
+    return img

@@ -1,0 +1,108 @@
+"""Graphics modes and the textual-image widget class for each.
+
+textual-image probes the terminal when ``textual_image.renderable`` is imported
+(sixel first, then the kitty graphics protocol, else half-cell blocks on a tty and
+plain unicode otherwise) and ``textual_image.widget`` caches the cell pixel size;
+both must happen before the Textual app takes over the terminal, so this module
+imports them at import time. Import it (the app does, through the widgets) before
+``App.run()``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import textual_image.renderable as _renderable
+import textual_image.widget as _tiw
+from textual.widget import Widget
+
+
+class GraphicsMode(StrEnum):
+    """User-selectable rendering of the map and image previews (``g`` cycles them)."""
+
+    AUTO = "auto"
+    SIXEL = "sixel"
+    KITTY = "kitty"
+    HALFCELL = "halfcell"
+    TEXT = "text"
+
+    @classmethod
+    def parse(cls, value: str | GraphicsMode | None) -> GraphicsMode:
+        """Accept the CLI spellings ("half-cell", "halfcell", "tgp" for kitty, "braille"
+        or "unicode" for text); ValueError for anything else."""
+        if isinstance(value, GraphicsMode):
+            return value
+        key = (value or "auto").strip().lower().replace("-", "").replace("_", "")
+        aliases = {"tgp": "kitty", "braille": "text", "unicode": "text", "none": "text"}
+        key = aliases.get(key, key)
+        for mode in cls:
+            if mode.value == key:
+                return mode
+        raise ValueError(f"unknown graphics mode {value!r} (auto, sixel, kitty, half-cell, text)")
+
+    def next(self) -> GraphicsMode:
+        """The next mode in the cycle auto → sixel → kitty → half-cell → text → auto."""
+        modes = list(GraphicsMode)
+        return modes[(modes.index(self) + 1) % len(modes)]
+
+    @property
+    def label(self) -> str:
+        return "half-cell" if self is GraphicsMode.HALFCELL else self.value
+
+
+def detected_mode() -> GraphicsMode:
+    """What textual-image found when it probed the terminal: SIXEL, KITTY, HALFCELL (a
+    tty without graphics) or TEXT (not a tty: tests, pipes)."""
+    auto = _renderable.Image
+    if auto is _renderable.SixelImage:
+        return GraphicsMode.SIXEL
+    if auto is _renderable.TGPImage:
+        return GraphicsMode.KITTY
+    if auto is _renderable.HalfcellImage:
+        return GraphicsMode.HALFCELL
+    return GraphicsMode.TEXT
+
+
+def resolve(mode: GraphicsMode | str) -> GraphicsMode:
+    """Concrete mode for ``mode`` (AUTO becomes :func:`detected_mode`)."""
+    mode = GraphicsMode.parse(mode)
+    return detected_mode() if mode is GraphicsMode.AUTO else mode
+
+
+def map_mode(mode: GraphicsMode | str) -> GraphicsMode:
+    """How the map pane draws in ``mode``: AUTO only uses pixels when the terminal
+    answered for sixel or kitty graphics; otherwise the braille text map is sharper
+    than half-cell blocks, so AUTO falls back to TEXT."""
+    mode = GraphicsMode.parse(mode)
+    if mode is GraphicsMode.AUTO:
+        found = detected_mode()
+        return found if found in (GraphicsMode.SIXEL, GraphicsMode.KITTY) else GraphicsMode.TEXT
+    return mode
+
+
+def image_class(mode: GraphicsMode | str) -> type[Widget]:
+    """textual-image widget class rendering images in ``mode`` (AUTO: the detected one;
+    TEXT: textual-image's unicode approximation)."""
+    mode = GraphicsMode.parse(mode)
+    return {
+        GraphicsMode.AUTO: _tiw.Image,
+        GraphicsMode.SIXEL: _tiw.SixelImage,
+        GraphicsMode.KITTY: _tiw.TGPImage,
+        GraphicsMode.HALFCELL: _tiw.HalfcellImage,
+        GraphicsMode.TEXT: _tiw.UnicodeImage,
+    }[mode]
+
+
+def cell_pixel_size() -> tuple[int, int]:
+    """(width, height) in pixels of one terminal cell as textual-image measured it
+    (a 10×20 guess when the terminal did not say)."""
+    try:
+        from textual_image._terminal import get_cell_size
+
+        size = get_cell_size()
+        w, h = int(size.width), int(size.height)
+        if w > 0 and h > 0:
+            return w, h
+    except Exception:  # pragma: no cover - private API moved; fall back to a guess
+        pass
+    return 10, 20
