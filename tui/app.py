@@ -1,0 +1,636 @@
+"""The picksel Textual application: map, thumbnail list and curator sidebar.
+
+Structure: :class:`~picksel.tui.controller.Curator` holds the album (index + state) and
+every rule; this module wires keys, buttons and command-palette entries to it, runs the
+long jobs (UMAP, selection) in thread workers that report through
+:mod:`picksel.tui.messages`, and redraws both panes plus the counts after each change.
+The modal dialogs live in :mod:`picksel.tui.screens`.
+
+``run_app`` is what ``picksel ALBUM`` calls. textual-image asks the terminal what it can
+draw (sixel, kitty graphics) by writing escape codes and reading the answer, which is
+only possible before Textual owns the terminal, so the probe happens in ``run_app``.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from picksel.errors import Cancelled, IndexCorrupt, IndexMissing, PickselError, UsageError
+from picksel.tui.controller import (
+    METHOD_LABELS,
+    Curator,
+    default_export_path,
+    default_inventory_path,
+)
+from picksel.tui.messages import (
+    MapFailed,
+    MapProgress,
+    MapReady,
+    SelectionFinished,
+    SelectionProgress,
+)
+from picksel.tui.widgets.graphics import GraphicsMode
+from picksel.tui.widgets.preview import ImagePreview
+from picksel.tui.widgets.scatter import MapView
+from picksel.tui.widgets.sidebar import CuratorSidebar
+from picksel.tui.widgets.thumblist import ThumbList
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Header, Static
+
+MAP_LABELS = {"umap": "UMAP", "pca": "PCA", "photomap-umap": "UMAP (PhotoMapAI)"}
+
+# (action, title for the palette, help) — the palette offers every action by name.
+COMMANDS: list[tuple[str, str, str]] = [
+    ("select", "Run selection", "Monte Carlo selection with the sidebar's settings (s)"),
+    ("cancel", "Cancel run", "Stop the running selection (escape)"),
+    ("switch_method", "Switch method", "Diversity (FPS) ↔ Blocks (K-Means) (m)"),
+    ("toggle_exclude", "Exclude / include current image", "Toggle the exclusion (x)"),
+    ("exclude_threshold", "Exclude at or above threshold", "Bulk-exclude by vote frequency (X)"),
+    ("clear_exclusions", "Clear exclusions", "Include every image again (C)"),
+    ("clear_selection", "Clear selection", "Forget the last run; exclusions stay (c)"),
+    ("pin", "Pin / unpin current image", "Pinned images are always selected (p)"),
+    ("favorites", "Set favorites", "Favorites := selection minus exclusions (f)"),
+    ("export", "Export…", "Copy the selection and its captions to a folder (e)"),
+    ("inventory", "Inventory…", "Write a TSV/CSV of included and excluded images (i)"),
+    ("preview", "Preview current image", "Large image, votes and caption (enter)"),
+    ("cycle_filter", "Cycle list filter", "all → selected → excluded → favorites (v)"),
+    ("cycle_graphics", "Cycle graphics mode", "auto → sixel → kitty → half-cell → text (g)"),
+    ("reindex", "Re-index album", "Scan for new or changed images (r)"),
+    ("help", "Help", "Every key, grouped (?)"),
+]
+
+# Actions that need an opened album; refused with a message otherwise.
+_DATA_ACTIONS = {c[0] for c in COMMANDS} - {"help", "cancel", "reindex", "cycle_graphics"}
+
+
+class PickselApp(App[int]):
+    """Keyboard-first dataset curator for one album."""
+
+    CSS_PATH = "picksel.tcss"
+    TITLE = "picksel"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
+
+    BINDINGS = [
+        Binding("s", "select", "Select"),
+        Binding("escape", "cancel", "Cancel", show=False),
+        Binding("m", "switch_method", "Method", show=False),
+        Binding("x", "toggle_exclude", "Exclude"),
+        Binding("X", "exclude_threshold", "Excl≥T", key_display="X"),
+        Binding("C", "clear_exclusions", "Clear excl.", show=False, key_display="C"),
+        Binding("c", "clear_selection", "Clear sel.", show=False),
+        Binding("p", "pin", "Pin", show=False),
+        Binding("f", "favorites", "Favorites", show=False),
+        Binding("e", "export", "Export"),
+        Binding("i", "inventory", "Inventory", show=False),
+        Binding("enter", "preview", "Preview", show=False),
+        Binding("v", "cycle_filter", "Filter", show=False),
+        Binding("g", "cycle_graphics", "Graphics", show=False),
+        Binding("r", "reindex", "Re-index", show=False),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+        Binding("tab", "focus_pane(1)", "Next pane", show=False, priority=True),
+        Binding("shift+tab", "focus_pane(-1)", "Previous pane", show=False, priority=True),
+    ]
+
+    def __init__(
+        self,
+        album: Path,
+        *,
+        state_dir: Path | None = None,
+        graphics: str = "auto",
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.album = Path(album)
+        self.state_dir_override = Path(state_dir) if state_dir is not None else None
+        self.graphics = GraphicsMode.parse(graphics)
+        self.fixed_seed = seed  # tests and screenshots: deterministic runs
+        self.curator: Curator | None = None
+        self.current_row: int | None = None
+        self.job = None  # running SelectionJob
+        self.map_cancel = threading.Event()
+        self._pca: np.ndarray | None = None
+        self._map_pct = -1
+        self._preview_timer = None
+        self.title = f"picksel — {self.album.name}"
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="▦")
+        with Horizontal(id="main"):
+            yield MapView(id="map", graphics=self.graphics)
+            with Vertical(id="middle"):
+                yield Static("", id="banner")
+                yield ThumbList(id="list")
+                yield ImagePreview(id="preview")
+            yield CuratorSidebar(id="sidebar")
+        yield Footer()
+
+    @property
+    def map_view(self) -> MapView:
+        return self.query_one("#map", MapView)
+
+    @property
+    def thumbs(self) -> ThumbList:
+        return self.query_one("#list", ThumbList)
+
+    @property
+    def sidebar(self) -> CuratorSidebar:
+        return self.query_one("#sidebar", CuratorSidebar)
+
+    def on_mount(self) -> None:
+        self.query_one("#map").border_title = "Map"
+        self.query_one("#list").border_title = "Images"
+        self.banner("")
+        self.open_album()
+
+    def banner(self, text: str) -> None:
+        """A persistent message above the list (no index, empty album...)."""
+        b = self.query_one("#banner", Static)
+        b.update(text)
+        b.display = bool(text)
+
+    # ------------------------------------------------------------------ opening
+
+    def open_album(self) -> None:
+        try:
+            curator, warning = Curator.open(self.album, self.state_dir_override)
+        except IndexMissing:
+            self.banner(f"{self.album} has no index yet. Press r to index it.")
+            self.push_screen(IndexingScreen(self.album, self.state_dir_override), self._indexed)
+            return
+        except IndexCorrupt as e:
+            self.banner(f"The index is damaged ({e}). Press r to rebuild it.")
+            self.notify(str(e), title="Index", severity="error", timeout=10)
+            return
+        except PickselError as e:
+            self.banner(f"Cannot open the album: {e}")
+            self.notify(str(e), severity="error", timeout=10)
+            return
+        if warning:
+            self.notify(warning, title="state.json", severity="warning", timeout=12)
+        self.curator = curator
+        if self.fixed_seed is not None:
+            curator.state.settings.seed = self.fixed_seed
+        s = curator.settings
+        self.sidebar.set_settings(s.method, s.count, s.iterations, s.threshold)
+        if curator.n == 0:
+            self.banner(f"No images in {self.album}. Add some and press r to re-index.")
+        else:
+            self.banner("")
+        self.refresh_view()
+        self.start_map()
+        if curator.n:
+            self.current_row = self.map_view.cursor_row
+            if self.current_row is not None:
+                self.thumbs.focus_row(self.current_row)
+                self._schedule_preview()
+        self.thumbs.focus()
+
+    def _indexed(self, ok: bool | None) -> None:
+        if ok:
+            self.open_album()
+        elif self.curator is None:
+            self.banner(f"{self.album} is not indexed. Press r to index it, q to quit.")
+
+    def action_reindex(self) -> None:
+        full = "damaged" in str(self.query_one("#banner", Static).render())
+        self.map_cancel.set()
+        self.push_screen(
+            IndexingScreen(self.album, self.state_dir_override, full=full), self._indexed
+        )
+
+    # ------------------------------------------------------------------ map
+
+    def _set_map(self, coords: np.ndarray, label: str) -> None:
+        self.map_view.set_coords(coords, label)
+        self._map_points = int(coords.shape[0])
+        if self._vm is not None and len(self._vm.states) == self._map_points:
+            self.map_view.set_states(self._vm.states)
+
+    def _set_map_label(self, label: str) -> None:
+        if hasattr(self.map_view, "set_label"):
+            self.map_view.set_label(label)
+        elif self._pca is not None:  # set_coords keeps the cursor row
+            self._set_map(self._pca, label)
+
+    def start_map(self) -> None:
+        """Cached map at once; otherwise PCA at once and UMAP in a thread worker."""
+        from picksel.mapping import load_map, pca_map
+
+        c = self.curator
+        assert c is not None
+        if c.n == 0:
+            self._set_map(np.zeros((0, 2), np.float32), "map: empty album")
+            return
+        cached = load_map(c.state_dir, c.fingerprint)
+        if cached is not None and cached.coords.shape[0] == c.n:
+            self._set_map(cached.coords, f"map: {MAP_LABELS.get(cached.kind, cached.kind)}")
+            return
+        self._pca = pca_map(c.index.embeddings)
+        self._map_pct = 0
+        self._set_map(self._pca, "map: PCA (UMAP 0%)")
+        self.map_cancel = threading.Event()
+        self.compute_map(c.index, c.state_dir, self.map_cancel)
+
+    @work(thread=True, exclusive=True, group="map")
+    def compute_map(self, index, state_dir: Path, cancel: threading.Event) -> None:
+        from picksel.mapping import ensure_map
+
+        def progress(done: int, total: int, message: str = "") -> None:
+            self.post_message(MapProgress(done, total, message))
+
+        try:
+            data = ensure_map(index, state_dir, progress=progress, cancel=cancel.is_set)
+        except Cancelled:
+            self.post_message(MapFailed("cancelled", cancelled=True))
+            return
+        except Exception as e:  # noqa: BLE001 - the PCA map stays; say why
+            self.post_message(MapFailed(f"{type(e).__name__}: {e}"))
+            return
+        self.post_message(MapReady(data))
+
+    @on(MapProgress)
+    def _map_progress(self, msg: MapProgress) -> None:
+        if self._pca is None or msg.total <= 0:
+            return
+        pct = int(msg.done * 100 / msg.total)
+        if pct != self._map_pct and 0 <= pct < 100:
+            self._map_pct = pct
+            self._set_map_label(f"map: PCA (UMAP {pct}%)")
+
+    @on(MapReady)
+    def _map_ready(self, msg: MapReady) -> None:
+        c = self.curator
+        if c is None or msg.data.coords.shape[0] != c.n:
+            return
+        self._pca = None
+        self._set_map(msg.data.coords, f"map: {MAP_LABELS.get(msg.data.kind, msg.data.kind)}")
+        if self.current_row is not None:
+            self.map_view.move_cursor_to(self.current_row)
+
+    @on(MapFailed)
+    def _map_failed(self, msg: MapFailed) -> None:
+        if not msg.cancelled:
+            self.notify(f"UMAP failed, keeping the PCA map: {msg.error}", severity="warning")
+        self._set_map_label("map: PCA")
+        self._pca = None
+
+    # ------------------------------------------------------------------ redraw
+
+    _vm = None
+    _map_points = -1
+
+    def refresh_view(self) -> None:
+        """Redraw both panes, the counts and the title from the current state."""
+        c = self.curator
+        if c is None:
+            return
+        vm = c.view_model()
+        self._vm = vm
+        if self._map_points == c.n:
+            self.map_view.set_states(vm.states)
+        self.thumbs.set_model(vm)
+        counts = c.counts(vm)
+        sel = c.state.selection
+        self.sidebar.show_counts(counts, c.voted_frequencies(), sel.iterations if sel else 0)
+        self.title = c.title()
+        self.sub_title = METHOD_LABELS.get(c.settings.method, c.settings.method)
+
+    # ------------------------------------------------------------------ pane sync
+
+    @on(MapView.CursorMoved)
+    def _cursor_moved(self, msg: MapView.CursorMoved) -> None:
+        self.current_row = msg.row
+        self.thumbs.focus_row(msg.row)
+        self._schedule_preview()
+
+    @on(ThumbList.Highlighted)
+    def _highlighted(self, msg: ThumbList.Highlighted) -> None:
+        self.current_row = msg.row
+        if self.map_view.cursor_row != msg.row:
+            self.map_view.move_cursor_to(msg.row)
+        self._schedule_preview()
+
+    @on(ThumbList.Activated)
+    def _activated(self, msg: ThumbList.Activated) -> None:
+        self.current_row = msg.row
+        self.action_preview()
+
+    @on(MapView.GraphicsChanged)
+    def _graphics_changed(self, msg: MapView.GraphicsChanged) -> None:
+        self.graphics = msg.mode
+        for widget in (self.thumbs, self.query_one("#preview")):
+            if hasattr(widget, "set_graphics"):
+                widget.set_graphics(msg.mode)
+        self.notify(f"graphics: {msg.mode.label} (map draws {msg.effective.label})")
+
+    def _schedule_preview(self) -> None:
+        if self._preview_timer is not None:
+            self._preview_timer.stop()
+        self._preview_timer = self.set_timer(0.15, self._show_preview)
+
+    def _show_preview(self) -> None:
+        c, row = self.curator, self.current_row
+        preview = self.query_one("#preview", ImagePreview)
+        if c is None or row is None or row >= c.n or not preview.display:
+            return
+        preview.show(c.album / c.rel(row), "")
+
+    # ------------------------------------------------------------------ actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "focus_pane":
+            # priority binding: inside dialogs tab keeps its normal meaning
+            return not isinstance(self.screen, ModalScreen) and self.screen is self.screen_stack[0]
+        return True
+
+    def _need_album(self) -> Curator | None:
+        if self.curator is None:
+            self.notify("No album is open (press r to index it).", severity="warning")
+        return self.curator
+
+    def _need_row(self) -> int | None:
+        c = self._need_album()
+        if c is None:
+            return None
+        if self.current_row is None or not (0 <= self.current_row < c.n):
+            self.notify("No current image: move the map cursor or the list first.", severity="warning")
+            return None
+        return self.current_row
+
+    def _changed(self, message: str | None = None, severity: str = "information") -> None:
+        self.refresh_view()
+        if message:
+            self.notify(message, severity=severity)  # type: ignore[arg-type]
+
+    def action_focus_pane(self, step: int) -> None:
+        panes = [self.map_view, self.thumbs, self.sidebar]
+        focused = self.focused
+        current = 0
+        for i, pane in enumerate(panes):
+            if focused is not None and (focused is pane or pane in focused.ancestors):
+                current = i
+                break
+        target = panes[(current + step) % len(panes)]
+        if target is self.sidebar:
+            self.sidebar.focus_first()
+        else:
+            target.focus()
+
+    def action_select(self) -> None:
+        c = self._need_album()
+        if c is None:
+            return
+        if self.job is not None:
+            self.notify("A selection is already running (escape cancels it).", severity="warning")
+            return
+        available = int(c.n - c.excluded_mask().sum())
+        try:
+            count = self.sidebar.validated("count", available)
+            iterations = self.sidebar.validated("iterations")
+        except UsageError as e:
+            self.notify(str(e), severity="error")
+            return
+        c.update_settings(count=count, iterations=iterations)
+        try:
+            job = c.selection_job()
+        except PickselError as e:
+            self.notify(str(e), severity="error")
+            return
+        self.job = job
+        self.sidebar.set_running(True)
+        self.run_selection(job)
+
+    @work(thread=True, exclusive=True, group="select")
+    def run_selection(self, job) -> None:
+        def progress(done: int, total: int, message: str = "") -> None:
+            self.post_message(SelectionProgress(done, total, message))
+
+        try:
+            result = job.run(progress)
+        except Cancelled:
+            self.post_message(SelectionFinished(cancelled=True))
+        except PickselError as e:
+            self.post_message(SelectionFinished(error=str(e)))
+        except Exception as e:  # noqa: BLE001 - report, never crash the app
+            self.post_message(SelectionFinished(error=f"{type(e).__name__}: {e}"))
+        else:
+            self.post_message(SelectionFinished(result=result))
+
+    @on(SelectionProgress)
+    def _selection_progress(self, msg: SelectionProgress) -> None:
+        if self.job is not None:
+            self.sidebar.show_progress(msg.done, msg.total)
+
+    @on(SelectionFinished)
+    def _selection_finished(self, msg: SelectionFinished) -> None:
+        self.job = None
+        self.sidebar.set_running(False)
+        c = self.curator
+        if msg.cancelled:
+            self.sidebar.show_note("Cancelled; the previous selection is kept.")
+            self.notify("Selection cancelled.")
+            return
+        if msg.error or c is None:
+            self.sidebar.show_note("Failed.")
+            self.notify(f"Selection failed: {msg.error}", severity="error", timeout=10)
+            return
+        saved = c.apply_result(msg.result)
+        method = METHOD_LABELS.get(saved.method, saved.method)
+        self.sidebar.show_note(f"{method}: {saved.iterations} runs, seed {saved.seed}")
+        self._changed()
+        if self.current_row is None and len(saved.consensus):
+            self.current_row = c.rows.get(saved.consensus[0])
+
+    def action_cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel_event.set()
+            self.sidebar.show_note("Cancelling…")
+            return
+        focused = self.focused
+        if focused is not None and self.sidebar in focused.ancestors:
+            self.thumbs.focus()
+
+    def action_switch_method(self) -> None:
+        c = self._need_album()
+        if c is None:
+            return
+        method = "kmeans" if c.settings.method == "fps" else "fps"
+        c.update_settings(method=method)
+        self.sidebar.set_method(method)
+        self.sub_title = METHOD_LABELS[method]
+        self.notify(f"Method: {METHOD_LABELS[method]}")
+
+    @on(CuratorSidebar.SettingChanged)
+    def _setting_changed(self, msg: CuratorSidebar.SettingChanged) -> None:
+        c = self.curator
+        if c is None:
+            return
+        c.update_settings(**{msg.key: msg.value})
+        if msg.key == "method":
+            self.sub_title = METHOD_LABELS.get(str(msg.value), str(msg.value))
+
+    def action_toggle_exclude(self) -> None:
+        row = self._need_row()
+        if row is None:
+            return
+        now = self.curator.toggle_excluded(row)  # type: ignore[union-attr]
+        self._changed(f"{'Excluded' if now else 'Included'} {self.curator.rel(row)}")  # type: ignore[union-attr]
+
+    def action_exclude_threshold(self) -> None:
+        c = self._need_album()
+        if c is None:
+            return
+        try:
+            threshold = self.sidebar.validated("threshold")
+        except UsageError as e:
+            self.notify(str(e), severity="error")
+            return
+        c.update_settings(threshold=threshold)
+        try:
+            new = c.exclude_at_or_above(threshold)
+        except PickselError as e:
+            self.notify(str(e), severity="warning")
+            return
+        self._changed(f"Excluded {new} new image{'s' if new != 1 else ''} at or above {threshold}%")
+
+    def action_clear_exclusions(self) -> None:
+        c = self._need_album()
+        if c is None:
+            return
+        n = c.clear_exclusions()
+        self._changed(f"Cleared {n} exclusion{'s' if n != 1 else ''}")
+
+    def action_clear_selection(self) -> None:
+        c = self._need_album()
+        if c is None:
+            return
+        had = c.clear_selection()
+        self.sidebar.show_note("")
+        self._changed("Selection cleared (exclusions kept)" if had else "No selection to clear")
+
+    def action_pin(self) -> None:
+        row = self._need_row()
+        if row is None:
+            return
+        now = self.curator.toggle_pin(row)  # type: ignore[union-attr]
+        self._changed(
+            f"{'Pinned' if now else 'Unpinned'} {self.curator.rel(row)}"  # type: ignore[union-attr]
+            + (" (used from the next run)" if now else "")
+        )
+
+    def action_favorites(self) -> None:
+        c = self._need_album()
+        if c is None:
+            return
+        try:
+            n = c.set_favorites()
+        except PickselError as e:
+            self.notify(str(e), severity="warning")
+            return
+        self._changed(f"Favorites set to the {n} selected images")
+
+    def action_export(self) -> None:
+        c = self._need_album()
+        if c is None:
+            return
+        rels = c.included_rels()
+        if not rels:
+            self.notify("Nothing to export: run a selection first (s).", severity="warning")
+            return
+        self.push_screen(ExportScreen(c.album, rels, default_export_path(c)), self._exported)
+
+    def _exported(self, report) -> None:
+        if report is not None and self.curator is not None:
+            self.curator.set_export_path(str(report.dest))
+
+    def action_inventory(self) -> None:
+        c = self._need_album()
+        if c is None:
+            return
+        self.push_screen(
+            InventoryScreen(c.paths, c.state.selection, set(c.state.excluded), default_inventory_path(c)),
+            self._inventoried,
+        )
+
+    def _inventoried(self, path: str | None) -> None:
+        if path and self.curator is not None:
+            self.curator.set_inventory_path(path)
+
+    def action_preview(self) -> None:
+        row = self._need_row()
+        if row is None:
+            return
+        self.push_screen(PreviewScreen(self.curator.details(row), self.graphics.value))  # type: ignore[union-attr]
+
+    def action_cycle_filter(self) -> None:
+        if self._need_album() is None:
+            return
+        self.thumbs.cycle_filter()
+        self.notify(f"List: {self.thumbs.filter}")
+
+    def action_cycle_graphics(self) -> None:
+        self.map_view.action_cycle_graphics()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        self.stop_workers()
+        self.exit(0)
+
+    def stop_workers(self) -> None:
+        """Ask every thread worker to stop; whatever they already wrote is complete."""
+        if self.job is not None:
+            self.job.cancel_event.set()
+        self.map_cancel.set()
+        for screen in self.screen_stack:
+            ev = getattr(screen, "cancel_event", None)
+            if ev is not None:
+                ev.set()
+
+    def on_unmount(self) -> None:
+        self.stop_workers()
+
+    # ------------------------------------------------------------------ palette
+
+    def get_system_commands(self, screen: Screen):
+        yield from super().get_system_commands(screen)
+        for action, title, help_text in COMMANDS:
+            yield SystemCommand(title, help_text, lambda a=action: self.run_action(a))
+
+
+# imported late: the screens import widgets that import this module's siblings
+from picksel.tui.screens.export import ExportScreen  # noqa: E402
+from picksel.tui.screens.help import HelpScreen  # noqa: E402
+from picksel.tui.screens.indexing import IndexingScreen  # noqa: E402
+from picksel.tui.screens.inventory import InventoryScreen  # noqa: E402
+from picksel.tui.screens.preview import PreviewScreen  # noqa: E402
+
+
+def run_app(album: Path, *, state_dir: Path | None = None, graphics: str = "auto") -> int:
+    """Open the TUI on ``album`` (indexing it first when needed); returns the exit code.
+
+    textual-image probes the terminal (sixel / kitty support, cell size) when imported;
+    that must happen before ``App.run`` takes over stdin, so it is imported here first.
+    A forced mode (``--graphics``) is handed to the widgets and wins over the probe.
+    """
+    try:
+        mode = GraphicsMode.parse(graphics)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    import textual_image.renderable  # noqa: F401  (probe before Textual owns the terminal)
+    import textual_image.widget  # noqa: F401  (caches the cell size, same reason)
+
+    app = PickselApp(Path(album), state_dir=state_dir, graphics=mode.value)
+    app.run()
+    return int(app.return_code or 0)

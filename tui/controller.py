@@ -1,0 +1,442 @@
+"""Non-widget glue between the engine (``picksel.*``) and the Textual app.
+
+The :class:`Curator` owns one album's index and state: it turns them into the
+:class:`~picksel.tui.viewstate.ViewModel` the panes draw, applies the curator operations
+(exclude, pin, favorites...) and saves ``state.json`` after every change, so quitting at
+any moment loses nothing. It never imports Textual widgets, which keeps every rule here
+testable with plain pytest and leaves the app free to only wire keys to methods.
+
+Threading: only :meth:`SelectionJob.run` is meant for a worker thread. It works on a
+snapshot (embeddings plus masks taken when the run started) and returns the result; the
+app applies it on the UI thread with :meth:`Curator.apply_result`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from picksel import state as st
+from picksel.album import state_dir as default_state_dir
+from picksel.errors import PickselError, ProgressFn, UsageError
+from picksel.tui.viewstate import (
+    STATE_CORE,
+    STATE_EXCLUDED,
+    STATE_STABLE,
+    STATE_VARIABLE,
+    ViewModel,
+    row_states,
+)
+
+METHOD_LABELS = {"fps": "Diversity (FPS)", "kmeans": "Blocks (K-Means)"}
+MAX_ITERATIONS = 100
+
+
+@dataclass
+class Counts:
+    """The numbers the title, status line and legend show."""
+
+    images: int
+    selected: int  # consensus minus exclusions
+    target: int  # requested count of the last run (0 without a selection)
+    excluded: int
+    core: int
+    stable: int
+    variable: int
+    pinned: int
+    favorites: int
+
+    def status(self) -> str:
+        if self.target == 0:
+            return f"no selection yet ({self.excluded:,} excluded)"
+        return f"{self.selected:,} of {self.target:,} selected ({self.excluded:,} excluded)"
+
+
+@dataclass
+class Details:
+    """What the large preview shows about one image."""
+
+    rel: str
+    path: Path
+    size: int
+    dimensions: str
+    votes: int
+    iterations: int
+    frequency: float
+    tier: str
+    excluded: bool
+    pinned: bool
+    favorite: bool
+    caption: str
+
+
+@dataclass
+class SelectionJob:
+    """A snapshot of everything one selection run needs, safe to run in a thread."""
+
+    embeddings: np.ndarray
+    method: str
+    count: int
+    iterations: int
+    seed: int | None
+    excluded: np.ndarray
+    pinned: np.ndarray
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, progress: ProgressFn | None = None):
+        """Run the Monte Carlo selection; raises Cancelled when the event is set."""
+        from picksel.select import run_selection
+
+        return run_selection(
+            self.embeddings,
+            method=self.method,
+            count=self.count,
+            iterations=self.iterations,
+            seed=self.seed,
+            excluded=self.excluded,
+            pinned=self.pinned if self.pinned.any() else None,
+            progress=progress,
+            cancel=self.cancel_event.is_set,
+        )
+
+
+def parse_int(text: str, name: str, lo: int, hi: int | None = None) -> int:
+    """A whole number in ``lo..hi`` from an input field, or UsageError saying why not."""
+    text = text.strip().replace(",", "").replace("_", "")
+    if not text:
+        raise UsageError(f"{name}: enter a number")
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{name}: {text!r} is not a whole number") from None
+    if value < lo:
+        raise UsageError(f"{name}: at least {lo}")
+    if hi is not None and value > hi:
+        raise UsageError(f"{name}: at most {hi:,}")
+    return value
+
+
+def read_caption(image_path: Path, limit: int = 4000) -> str:
+    """Text of the image's caption sidecar (.txt / .caption / .json), '' when none."""
+    try:
+        from picksel.scan import find_sidecars
+
+        sidecars = find_sidecars(image_path)
+    except (ImportError, OSError):
+        return ""
+    for sc in sidecars:
+        try:
+            return sc.read_text(encoding="utf-8", errors="replace")[:limit].strip()
+        except OSError:
+            continue
+    return ""
+
+
+class Curator:
+    """One open album: its index, its state and the operations of the curator panel."""
+
+    def __init__(self, album: Path, state_dir: Path, index, state: st.AlbumState) -> None:
+        self.album = Path(album)
+        self.state_dir = Path(state_dir)
+        self.index = index
+        self.state = state
+        self.paths: list[str] = list(index.paths)
+        self._rows: dict[str, int] | None = None
+        self._fingerprint: str | None = None
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(cls, album: Path, state_dir: Path | None = None) -> tuple[Curator, str | None]:
+        """Load index and state; IndexMissing / IndexCorrupt propagate to the caller.
+
+        Returns the curator and the state loader's warning (a corrupt state.json that was
+        moved aside), which the app shows as a notification.
+        """
+        from picksel.index import load_index
+
+        album = Path(album)
+        sdir = default_state_dir(album, state_dir)
+        index = load_index(album, state_dir)
+        state, warning = st.load_state(sdir)
+        return cls(album, sdir, index, state), warning
+
+    @property
+    def n(self) -> int:
+        return len(self.paths)
+
+    @property
+    def rows(self) -> dict[str, int]:
+        if self._rows is None:
+            self._rows = {p: i for i, p in enumerate(self.paths)}
+        return self._rows
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = self.index.fingerprint()
+        return self._fingerprint
+
+    @property
+    def settings(self) -> st.Settings:
+        return self.state.settings
+
+    def save(self) -> None:
+        st.save_state(self.state_dir, self.state)
+
+    # ------------------------------------------------------------------ masks and model
+
+    def _mask(self, rels) -> np.ndarray:
+        mask = np.zeros(self.n, dtype=bool)
+        rows = self.rows
+        idx = [rows[r] for r in rels if r in rows]
+        if idx:
+            mask[np.asarray(idx, dtype=np.int64)] = True
+        return mask
+
+    def excluded_mask(self) -> np.ndarray:
+        return self._mask(self.state.excluded)
+
+    def pinned_mask(self) -> np.ndarray:
+        return self._mask(self.state.pins)
+
+    def favorite_mask(self) -> np.ndarray:
+        return self._mask(self.state.favorites)
+
+    def selection_arrays(self) -> tuple[np.ndarray, int, np.ndarray]:
+        """(votes per row, iterations, consensus rows) of the saved selection, by path."""
+        votes = np.zeros(self.n, dtype=np.int32)
+        sel = self.state.selection
+        if sel is None:
+            return votes, 0, np.zeros(0, dtype=np.int64)
+        rows = self.rows
+        for rel, v in sel.votes.items():
+            r = rows.get(rel)
+            if r is not None:
+                votes[r] = v
+        consensus = np.asarray([rows[p] for p in sel.consensus if p in rows], dtype=np.int64)
+        return votes, int(sel.iterations), consensus
+
+    def view_model(self) -> ViewModel:
+        """Everything the panes draw. Colours cover the consensus only: an image that was
+        picked in a few iterations but did not make the top N is not "selected"."""
+        votes, iterations, consensus = self.selection_arrays()
+        excluded = self.excluded_mask()
+        frequency = (
+            votes.astype(np.float64) * 100.0 / iterations if iterations else np.zeros(self.n)
+        )
+        shown = np.zeros(self.n, dtype=np.int32)
+        if len(consensus):
+            shown[consensus] = np.maximum(votes[consensus], 1)
+        states = row_states(self.n, shown if iterations else None, max(iterations, 1), excluded)
+        return ViewModel(
+            root=self.album,
+            paths=self.paths,
+            states=states,
+            votes=votes,
+            frequency=frequency,
+            excluded=excluded,
+            pinned=self.pinned_mask(),
+            favorite=self.favorite_mask(),
+            consensus=consensus,
+            state_dir=self.state_dir,
+        )
+
+    def counts(self, vm: ViewModel | None = None) -> Counts:
+        vm = vm if vm is not None else self.view_model()
+        sel = self.state.selection
+        s = vm.states
+        return Counts(
+            images=self.n,
+            selected=len(self.included_rels()),
+            target=int(sel.count) if sel is not None else 0,
+            excluded=int(vm.excluded.sum()),
+            core=int((s == STATE_CORE).sum()),
+            stable=int((s == STATE_STABLE).sum()),
+            variable=int((s == STATE_VARIABLE).sum()),
+            pinned=int(vm.pinned.sum()),
+            favorites=int(vm.favorite.sum()),
+        )
+
+    def voted_frequencies(self) -> np.ndarray:
+        """Frequency (%) of every image that got at least one vote (for the chart)."""
+        sel = self.state.selection
+        if sel is None or not sel.votes:
+            return np.zeros(0)
+        v = np.fromiter(sel.votes.values(), dtype=np.float64, count=len(sel.votes))
+        return v * 100.0 / sel.iterations
+
+    def title(self) -> str:
+        n_ex = sum(1 for r in self.state.excluded if r in self.rows)
+        return f"picksel — {self.album.name} ({self.n:,} images, {n_ex:,} excluded)"
+
+    def included_rels(self) -> list[str]:
+        """The selection to export: consensus minus exclusions, in consensus order."""
+        rows = self.rows
+        return [p for p in st.included_paths(self.state) if p in rows]
+
+    # ------------------------------------------------------------------ operations
+
+    def rel(self, row: int) -> str:
+        return self.paths[row]
+
+    def toggle_excluded(self, row: int) -> bool:
+        now = st.toggle_excluded(self.state, self.rel(row))
+        self.save()
+        return now
+
+    def toggle_pin(self, row: int) -> bool:
+        now = st.toggle_pin(self.state, self.rel(row))
+        self.save()
+        return now
+
+    def exclude_at_or_above(self, threshold: float) -> int:
+        new = st.exclude_at_or_above(self.state, threshold)
+        self.save()
+        return new
+
+    def clear_exclusions(self) -> int:
+        n = st.clear_exclusions(self.state)
+        self.save()
+        return n
+
+    def clear_selection(self) -> bool:
+        had = self.state.selection is not None
+        st.clear_selection(self.state)
+        self.save()
+        return had
+
+    def set_favorites(self) -> int:
+        n = st.set_favorites(self.state)
+        self.save()
+        return n
+
+    def update_settings(self, **values) -> None:
+        """Remember curator panel values (method, count, iterations, threshold)."""
+        changed = False
+        for key, value in values.items():
+            if getattr(self.state.settings, key) != value:
+                setattr(self.state.settings, key, value)
+                changed = True
+        if changed:
+            self.save()
+
+    def set_export_path(self, path: str) -> None:
+        if self.state.export_path != path:
+            self.state.export_path = path
+            self.save()
+
+    def set_inventory_path(self, path: str) -> None:
+        if getattr(self.state, "inventory_path", None) != path:
+            self.state.inventory_path = path
+            self.save()
+
+    # ------------------------------------------------------------------ selection
+
+    def selection_job(self) -> SelectionJob:
+        """Validate the settings against the album and snapshot what the run needs."""
+        s = self.state.settings
+        excluded = self.excluded_mask()
+        available = int(self.n - excluded.sum())
+        if available <= 0:
+            raise PickselError("every image is excluded: clear some exclusions first (C)")
+        try:
+            from picksel.select import validate
+        except ImportError:  # pragma: no cover - select always ships with the app
+            validate = None
+        count, iterations = s.count, s.iterations
+        if validate is not None:
+            count, iterations = validate(count, iterations, available)
+        return SelectionJob(
+            embeddings=self.index.embeddings,
+            method=s.method,
+            count=int(count),
+            iterations=int(iterations),
+            seed=s.seed,
+            excluded=excluded,
+            pinned=self.pinned_mask(),
+        )
+
+    def apply_result(self, result) -> st.SavedSelection:
+        """Store a finished run as the album's selection (saved at once)."""
+        saved = st.SavedSelection.from_result(result, self.paths, self.fingerprint)
+        self.state.selection = saved
+        self.save()
+        return saved
+
+    # ------------------------------------------------------------------ details
+
+    def details(self, row: int) -> Details:
+        rel = self.rel(row)
+        path = self.album / rel
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = -1
+        dims = "?"
+        try:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                dims = f"{im.width} × {im.height}"
+        except Exception:  # noqa: BLE001 - any unreadable file just shows "?"
+            dims = "unreadable"
+        sel = self.state.selection
+        votes = sel.votes.get(rel, 0) if sel is not None else 0
+        iterations = sel.iterations if sel is not None else 0
+        freq = votes * 100.0 / iterations if iterations else 0.0
+        tier = sel.tier(rel) if sel is not None else ""
+        if sel is not None and rel not in sel.consensus and tier:
+            tier = f"{tier} (not in the top {sel.count})"
+        return Details(
+            rel=rel,
+            path=path,
+            size=size,
+            dimensions=dims,
+            votes=votes,
+            iterations=iterations,
+            frequency=freq,
+            tier=tier or "not selected",
+            excluded=rel in self.state.excluded,
+            pinned=rel in self.state.pins,
+            favorite=rel in set(self.state.favorites),
+            caption=read_caption(path),
+        )
+
+
+def legend_counts(vm: ViewModel) -> dict[str, int]:
+    s = vm.states
+    return {
+        "core": int((s == STATE_CORE).sum()),
+        "stable": int((s == STATE_STABLE).sum()),
+        "variable": int((s == STATE_VARIABLE).sum()),
+        "excluded": int((s == STATE_EXCLUDED).sum()),
+    }
+
+
+def default_export_path(curator: Curator) -> str:
+    if curator.state.export_path:
+        return curator.state.export_path
+    return str(Path.home() / f"{curator.album.name}_export")
+
+
+def default_inventory_path(curator: Curator, csv: bool = False) -> str:
+    ext = ".csv" if csv else ".tsv"
+    last = getattr(curator.state, "inventory_path", None)
+    if last:
+        return str(Path(last).with_suffix(ext))
+    base = Path(curator.state.export_path) if curator.state.export_path else Path.home()
+    return str(base / f"{curator.album.name}_inventory{ext}")
+
+
+def human_size(n: int) -> str:
+    if n < 0:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"

@@ -1,0 +1,263 @@
+"""Export dialog: pick a folder, see what will happen, copy with progress, read the result.
+
+Three steps in one modal so the keyboard flow stays linear: type or pick a folder
+(enter) → read the plan ("148 images, 131 captions → DEST") and press Copy → progress,
+then a result listing every error and every skipped or already-there file. A folder that
+does not exist yet is created by the export itself. The copy runs in a thread worker; it
+is cancelled (escape, or quitting the app) between files, and every file already copied
+stays complete (the engine copies to a temp name and renames).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from picksel.errors import Cancelled, PickselError
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, DirectoryTree, Input, ProgressBar, Static
+
+
+class FolderTree(DirectoryTree):
+    """Directories only: the export target is a folder."""
+
+    BINDINGS = [Binding("backspace,u", "up_folder", "Up a folder")]
+
+    def filter_paths(self, paths):
+        out = []
+        for p in paths:
+            try:
+                if p.is_dir() and not p.name.startswith("."):
+                    out.append(p)
+            except OSError:
+                continue
+        return out
+
+    def action_up_folder(self) -> None:
+        parent = Path(self.path).parent
+        if parent != Path(self.path):
+            self.path = parent
+
+
+def nearest_existing_dir(path: Path) -> Path:
+    for p in (path, *path.parents):
+        try:
+            if p.is_dir():
+                return p
+        except OSError:
+            continue
+    return Path.home()
+
+
+def plan_summary(items, dest: Path) -> tuple[Text, int]:
+    """The confirmation line plus notes; returns (text, images that will be copied)."""
+    copy = [it for it in items if it.problem is None and not it.already_there]
+    there = [it for it in items if it.already_there]
+    refused = [it for it in items if it.problem is not None]
+    captions = sum(len(it.sidecars) for it in copy)
+    text = Text()
+    text.append(f"{len(copy)} images, {captions} captions → {dest}", style="bold")
+    renamed = [it for it in copy if Path(it.rel).name != it.dest_name]
+    if renamed:
+        text.append(f"\n{len(renamed)} renamed to avoid name collisions")
+    if there:
+        text.append(f"\n{len(there)} already there (identical), will be skipped")
+    if refused:
+        text.append(f"\n{len(refused)} refused:", style="bold red")
+        for it in refused[:20]:
+            text.append(f"\n  {it.rel}: {it.problem}", style="red")
+        if len(refused) > 20:
+            text.append(f"\n  … and {len(refused) - 20} more", style="red")
+    if not dest.exists():
+        text.append("\nThe folder does not exist yet: it will be created.", style="dim")
+    return text, len(copy)
+
+
+def report_text(report) -> Text:
+    text = Text()
+    ok = not report.errors
+    text.append(report.summary(), style="bold green" if ok else "bold red")
+    for title, rows, style in (
+        ("errors", report.errors, "red"),
+        ("skipped (refused)", report.skipped, "yellow"),
+    ):
+        if rows:
+            text.append(f"\n\n{title}:", style=f"bold {style}")
+            for path, reason in rows:
+                text.append(f"\n  {path}: {reason}", style=style)
+    if report.identical_skipped:
+        text.append("\n\nalready there (identical, not copied):", style="bold")
+        for rel in report.identical_skipped:
+            text.append(f"\n  {rel}")
+    renamed = [(rel, name) for rel, name in report.copied if Path(rel).name != name]
+    if renamed:
+        text.append("\n\nrenamed:", style="bold")
+        for rel, name in renamed:
+            text.append(f"\n  {rel} → {name}")
+    return text
+
+
+class ExportScreen(ModalScreen[object]):
+    """Dismisses with the ExportReport (or None when closed without exporting)."""
+
+    BINDINGS = [Binding("escape", "close", "Cancel / close")]
+
+    def __init__(self, album: Path, rels: list[str], dest: str) -> None:
+        super().__init__()
+        self.album = Path(album)
+        self.rels = list(rels)
+        self.initial = dest
+        self.cancel_event = threading.Event()
+        self.report = None
+        self._planned_for: str | None = None
+        self._copying = False
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog export-dialog") as box:
+            box.border_title = f"Export {len(self.rels)} images"
+            box.border_subtitle = "enter: review · tab: folders · escape: close"
+            yield Static("Destination folder (typed, or picked below; created if missing):")
+            yield Input(self.initial, id="dest", placeholder="/path/to/folder")
+            yield FolderTree(nearest_existing_dir(Path(self.initial).expanduser()), id="tree")
+            with VerticalScroll(id="export-summary-box"):
+                yield Static("", id="export-summary")
+            yield ProgressBar(id="export-progress", total=None, show_eta=False)
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Review  enter", id="plan", compact=True)
+                yield Button("Copy", id="copy", variant="primary", compact=True, disabled=True)
+                yield Button("Close  esc", id="close", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#export-progress").display = False
+        self.query_one("#dest", Input).focus()
+
+    # ------------------------------------------------------------------ steps
+
+    def dest_path(self) -> Path:
+        return Path(self.query_one("#dest", Input).value.strip()).expanduser()
+
+    def _summary(self, text: Text | str) -> None:
+        self.query_one("#export-summary", Static).update(text)
+
+    @on(DirectoryTree.DirectorySelected, "#tree")
+    def _picked(self, event: DirectoryTree.DirectorySelected) -> None:
+        event.stop()
+        self.query_one("#dest", Input).value = str(event.path)
+        self.review()
+
+    @on(Input.Submitted, "#dest")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if self._planned_for == event.value.strip() and not self.query_one("#copy", Button).disabled:
+            self.start_copy()
+        else:
+            self.review()
+
+    @on(Input.Changed, "#dest")
+    def _changed(self, event: Input.Changed) -> None:
+        if self._planned_for is not None and event.value.strip() != self._planned_for:
+            self._planned_for = None
+            self.query_one("#copy", Button).disabled = True
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "plan":
+            self.review()
+        elif event.button.id == "copy":
+            self.start_copy()
+        else:
+            self.action_close()
+
+    def review(self) -> None:
+        """Show what the export would do; never writes anything."""
+        from picksel.export import plan_export
+
+        if self._copying:
+            return
+        raw = self.query_one("#dest", Input).value.strip()
+        copy_button = self.query_one("#copy", Button)
+        copy_button.disabled = True
+        if not raw:
+            self._summary(Text("Type a destination folder.", style="red"))
+            return
+        dest = self.dest_path()
+        if dest.exists() and not dest.is_dir():
+            self._summary(Text(f"{dest} is a file, not a folder: choose another path.", style="bold red"))
+            return
+        try:
+            items = plan_export(self.album, self.rels, dest)
+        except (PickselError, OSError) as e:
+            self._summary(Text(f"Cannot export there: {e}", style="bold red"))
+            return
+        text, n_copy = plan_summary(items, dest)
+        self._summary(text)
+        self._planned_for = raw
+        copy_button.label = f"Copy {n_copy} images"
+        copy_button.disabled = n_copy == 0
+        if n_copy:
+            copy_button.focus()
+
+    def start_copy(self) -> None:
+        if self._copying or self._planned_for is None:
+            return
+        self._copying = True
+        self.query_one("#copy", Button).disabled = True
+        self.query_one("#plan", Button).disabled = True
+        self.query_one("#dest", Input).disabled = True
+        bar = self.query_one("#export-progress", ProgressBar)
+        bar.display = True
+        bar.update(total=max(len(self.rels), 1), progress=0)
+        self.copy(self.dest_path())
+
+    @work(thread=True, exclusive=True, group="export")
+    def copy(self, dest: Path) -> None:
+        from picksel.export import export_images
+
+        def progress(done: int, total: int, message: str = "") -> None:
+            self.app.call_from_thread(self._progress, done, total)
+
+        try:
+            report = export_images(
+                self.album, self.rels, dest, progress=progress, cancel=self.cancel_event.is_set
+            )
+        except Cancelled:
+            self.app.call_from_thread(self._failed, "Export cancelled; files already copied are complete.")
+            return
+        except (PickselError, OSError) as e:
+            self.app.call_from_thread(self._failed, f"Export failed: {e}")
+            return
+        except Exception as e:  # noqa: BLE001 - shown to the user, the app keeps running
+            self.app.call_from_thread(self._failed, f"Export failed: {type(e).__name__}: {e}")
+            return
+        self.app.call_from_thread(self._done, report)
+
+    def _progress(self, done: int, total: int) -> None:
+        self.query_one("#export-progress", ProgressBar).update(total=max(total, 1), progress=done)
+
+    def _done(self, report) -> None:
+        self._copying = False
+        self.report = report
+        self.query_one("#export-progress").display = False
+        self._summary(report_text(report))
+        self.query_one("#close", Button).focus()
+        self.app.notify(report.summary(), severity="error" if report.errors else "information")
+
+    def _failed(self, message: str) -> None:
+        self._copying = False
+        self.query_one("#export-progress").display = False
+        self.query_one("#plan", Button).disabled = False
+        self.query_one("#dest", Input).disabled = False
+        self._summary(Text(message, style="bold red"))
+        self.app.notify(message, severity="error")
+
+    def action_close(self) -> None:
+        if self._copying:
+            self.cancel_event.set()
+            self._summary(Text("Cancelling after the current file…", style="yellow"))
+            return
+        self.dismiss(self.report)

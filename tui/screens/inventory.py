@@ -1,0 +1,112 @@
+"""Inventory dialog: write a TSV (or CSV) of the included and excluded images.
+
+The file name defaults to ``ALBUM-name_inventory.tsv`` beside the last export (or in
+the home folder); an existing file is only replaced after a yes in a confirmation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from picksel.errors import PickselError
+from picksel.tui.screens.confirm import ConfirmScreen
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, RadioButton, RadioSet, Static
+
+
+class InventoryScreen(ModalScreen[str | None]):
+    """Dismisses with the written file's path (None when closed)."""
+
+    BINDINGS = [Binding("escape", "close", "Close")]
+
+    def __init__(self, paths: list[str], selection, excluded: set[str], default_path: str) -> None:
+        super().__init__()
+        self.paths = paths
+        self.selection = selection
+        self.excluded = excluded
+        self.default_path = default_path
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog inventory-dialog") as box:
+            box.border_title = "Inventory"
+            box.border_subtitle = "enter: write · escape: close"
+            yield Static("File to write (Filename, Subfolder, Count, Frequency, Index, Status):")
+            yield Input(self.default_path, id="inv-path")
+            with RadioSet(id="inv-format", compact=True):
+                yield RadioButton("TSV (tab-separated)", id="fmt-tsv", value=not self._is_csv(self.default_path))
+                yield RadioButton("CSV (commas)", id="fmt-csv", value=self._is_csv(self.default_path))
+            yield Static("", id="inv-message")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Write  enter", id="write", variant="primary", compact=True)
+                yield Button("Close  esc", id="close", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#inv-path", Input).focus()
+
+    @staticmethod
+    def _is_csv(path: str) -> bool:
+        return path.lower().endswith(".csv")
+
+    def csv(self) -> bool:
+        return self.query_one("#fmt-csv", RadioButton).value
+
+    @on(RadioSet.Changed, "#inv-format")
+    def _format(self, event: RadioSet.Changed) -> None:
+        event.stop()
+        field = self.query_one("#inv-path", Input)
+        p = Path(field.value.strip())
+        if p.suffix.lower() in (".tsv", ".csv", ".txt"):
+            field.value = str(p.with_suffix(".csv" if self.csv() else ".tsv"))
+
+    @on(Input.Submitted, "#inv-path")
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.write()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "write":
+            self.write()
+        else:
+            self.action_close()
+
+    def _message(self, text: Text | str) -> None:
+        self.query_one("#inv-message", Static).update(text)
+
+    def write(self) -> None:
+        raw = self.query_one("#inv-path", Input).value.strip()
+        if not raw:
+            self._message(Text("Type a file name.", style="red"))
+            return
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            self._message(Text(f"{path} is a folder: add a file name.", style="red"))
+            return
+        if path.exists():
+            self.app.push_screen(
+                ConfirmScreen(f"{path} exists. Replace it?", yes="Replace", no="Keep"),
+                lambda yes: self._write(path) if yes else self._message("Not written."),
+            )
+            return
+        self._write(path)
+
+    def _write(self, path: Path) -> None:
+        from picksel.inventory import inventory_rows, write_inventory
+
+        try:
+            rows = inventory_rows(self.paths, self.selection, self.excluded)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            n = write_inventory(path, rows, csv=self.csv())
+        except (PickselError, OSError) as e:
+            self._message(Text(f"Cannot write {path}: {getattr(e, 'strerror', None) or e}", style="bold red"))
+            return
+        self.app.notify(f"Inventory: {n} rows written to {path}")
+        self.dismiss(str(path))
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,289 @@
+"""The curator sidebar: method, count, iterations, run, progress, legend and actions.
+
+It holds no album logic. Field edits are validated here (a bad value shows a message
+under the field and is never saved) and valid ones are announced with
+:class:`CuratorSidebar.SettingChanged`; buttons run the app's actions, so a button, its
+key and its command-palette entry always do the same thing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from picksel.errors import UsageError
+from picksel.tui.controller import MAX_ITERATIONS, Counts, parse_int
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Input, Label, ProgressBar, RadioButton, RadioSet, Static
+
+TIER_STYLES = {
+    "core": "bold magenta",
+    "stable": "bold cyan",
+    "variable": "bold green",
+    "excluded": "bold red",
+}
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def vote_chart(freqs: np.ndarray, *, bins: int = 10, height: int = 3, bar: int = 2) -> Text:
+    """A small histogram of vote frequencies (0–100 %) drawn with eighth blocks.
+
+    Bars are coloured by the tier their band falls in (green < 70 ≤ cyan < 90 ≤ magenta),
+    so the chart doubles as a picture of how stable the selection is.
+    """
+    edges = np.linspace(0.0, 100.0, bins + 1)
+    counts = np.zeros(bins, dtype=np.int64)
+    if len(freqs):
+        idx = np.clip(np.searchsorted(edges, np.asarray(freqs), side="right") - 1, 0, bins - 1)
+        counts = np.bincount(idx, minlength=bins)
+    top = int(counts.max()) if len(counts) else 0
+    text = Text()
+    levels = (counts * height * 8 / top).round().astype(int) if top else np.zeros(bins, int)
+    for line in range(height - 1, -1, -1):
+        for b in range(bins):
+            fill = int(np.clip(levels[b] - line * 8, 0, 8))
+            lo = edges[b]
+            style = "magenta" if lo >= 90 else "cyan" if lo >= 70 else "green"
+            text.append(_BLOCKS[fill] * bar, style=style)
+        if line == height - 1:
+            text.append(f" {top}")
+        text.append("\n")
+    axis = "0%".ljust(bins * bar // 2) + "50%".ljust(bins * bar - bins * bar // 2 - 1)
+    text.append(axis + "100")
+    return text
+
+
+class MethodSet(RadioSet, inherit_bindings=False):
+    """FPS / K-Means choice. Left/right switch; up/down leave it (they move between the
+    sidebar's controls), so keyboard users never get trapped in the radio set."""
+
+    BINDINGS = [
+        Binding("right,l", "next_button", "Next option", show=False),
+        Binding("left,h", "previous_button", "Previous option", show=False),
+        Binding("enter,space", "toggle_button", "Choose", show=False),
+    ]
+
+
+class CuratorSidebar(VerticalScroll, can_focus=False):
+    """Right-hand pane of the main screen."""
+
+    BINDINGS = [
+        Binding("down", "focus_step(1)", "Next control", show=False),
+        Binding("up", "focus_step(-1)", "Previous control", show=False),
+    ]
+
+    class SettingChanged(Message):
+        """A curator setting was edited to a valid value."""
+
+        def __init__(self, key: str, value: object) -> None:
+            super().__init__()
+            self.key = key
+            self.value = value
+
+    BUTTON_ACTIONS = {
+        "run": "select",
+        "exclude-threshold": "exclude_threshold",
+        "clear-exclusions": "clear_exclusions",
+        "clear-selection": "clear_selection",
+        "favorites": "favorites",
+        "export": "export",
+        "inventory": "inventory",
+    }
+
+    def compose(self) -> ComposeResult:
+        with MethodSet(id="method", compact=True):
+            yield RadioButton("Diversity (FPS)", id="method-fps", value=True)
+            yield RadioButton("Blocks (K-Means)", id="method-kmeans")
+        with Horizontal(classes="field"):
+            yield Label("Count", classes="field-label")
+            yield Input("20", id="count", compact=True, max_length=7)
+        yield Static("", id="count-error", classes="field-error")
+        with Horizontal(classes="field"):
+            yield Label("Iterations", classes="field-label")
+            yield Input("20", id="iterations", compact=True, max_length=4)
+        yield Static("", id="iterations-error", classes="field-error")
+        yield Button("Select  s", id="run", compact=True, variant="primary")
+        yield ProgressBar(id="progress", total=None, show_eta=False, show_percentage=False)
+        yield Static("", id="progress-label")
+        yield Static("", id="status")
+        yield Static("", id="legend")
+        yield Static("", id="chart")
+        with Horizontal(classes="field"):
+            yield Label("Exclude ≥", classes="field-label")
+            yield Input("90", id="threshold", compact=True, max_length=4)
+            yield Label("%", classes="field-unit")
+        yield Static("", id="threshold-error", classes="field-error")
+        yield Button("Exclude ≥ 90%  X", id="exclude-threshold", compact=True)
+        yield Button("Clear exclusions  C", id="clear-exclusions", compact=True)
+        yield Button("Clear selection  c", id="clear-selection", compact=True)
+        yield Button("Set favorites  f", id="favorites", compact=True)
+        yield Button("Export…  e", id="export", compact=True)
+        yield Button("Inventory…  i", id="inventory", compact=True)
+
+    def on_mount(self) -> None:
+        self.border_title = "Curator"
+        self.query_one("#progress", ProgressBar).display = False
+        for name in ("count", "iterations", "threshold"):
+            self._error(name, "")
+
+    # ------------------------------------------------------------------ values
+
+    def set_settings(self, method: str, count: int, iterations: int, threshold: int) -> None:
+        """Fill the fields from saved settings without announcing them as edits."""
+        with self.prevent(Input.Changed, RadioSet.Changed):
+            self.query_one("#count", Input).value = str(count)
+            self.query_one("#iterations", Input).value = str(iterations)
+            self.query_one("#threshold", Input).value = str(threshold)
+            self.set_method(method)
+        self._threshold_label(threshold)
+        for name in ("count", "iterations", "threshold"):
+            self._error(name, "")
+
+    def set_method(self, method: str) -> None:
+        with self.prevent(RadioSet.Changed):
+            self.query_one(f"#method-{method}", RadioButton).value = True
+
+    def _error(self, name: str, text: str) -> None:
+        """Show (or hide) the message under a field."""
+        error = self.query_one(f"#{name}-error", Static)
+        error.update(text)
+        error.display = bool(text)
+
+    def _threshold_label(self, threshold: int) -> None:
+        self.query_one("#exclude-threshold", Button).label = f"Exclude ≥ {threshold}%  X"
+
+    def validated(self, name: str, available: int | None = None) -> int:
+        """The field's value, or UsageError (also shown under the field)."""
+        field = self.query_one(f"#{name}", Input)
+        try:
+            value = _parse(name, field.value, available)
+        except UsageError as e:
+            self._error(name, str(e))
+            raise
+        self._error(name, "")
+        return value
+
+    @on(Input.Changed)
+    def _field_changed(self, event: Input.Changed) -> None:
+        name = event.input.id or ""
+        if name not in ("count", "iterations", "threshold"):
+            return
+        event.stop()
+        try:
+            value = _parse(name, event.value, None)
+        except UsageError as e:
+            self._error(name, str(e))
+            return
+        self._error(name, "")
+        if name == "threshold":
+            self._threshold_label(value)
+        self.post_message(self.SettingChanged(name, value))
+
+    @on(Input.Submitted)
+    async def _field_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a field runs what the field is for."""
+        event.stop()
+        if event.input.id == "threshold":
+            await self.app.run_action("exclude_threshold")
+        else:
+            await self.app.run_action("select")
+
+    @on(RadioSet.Changed, "#method")
+    def _method_changed(self, event: RadioSet.Changed) -> None:
+        event.stop()
+        method = "kmeans" if event.pressed.id == "method-kmeans" else "fps"
+        self.post_message(self.SettingChanged("method", method))
+
+    @on(Button.Pressed)
+    async def _button(self, event: Button.Pressed) -> None:
+        action = self.BUTTON_ACTIONS.get(event.button.id or "")
+        if action:
+            event.stop()
+            await self.app.run_action(action)
+
+    # ------------------------------------------------------------------ display
+
+    def show_counts(self, counts: Counts, freqs: np.ndarray, iterations: int) -> None:
+        self.query_one("#status", Static).update(counts.status())
+        legend = Text()
+        for i, (tier, value) in enumerate(
+            (
+                ("core", counts.core),
+                ("stable", counts.stable),
+                ("variable", counts.variable),
+                ("excluded", counts.excluded),
+            )
+        ):
+            if i:
+                legend.append("\n")
+            legend.append("● ", style=TIER_STYLES[tier])
+            legend.append(f"{tier:<9}", style=TIER_STYLES[tier])
+            limits = {"core": "≥90%", "stable": "≥70%", "variable": "<70%", "excluded": ""}[tier]
+            legend.append(f"{value:>6,} {limits}")
+        self.query_one("#legend", Static).update(legend)
+        chart = self.query_one("#chart", Static)
+        if len(freqs):
+            title = Text(f"votes in {iterations} runs, {len(freqs):,} images\n", style="dim")
+            chart.update(title + vote_chart(freqs))
+            chart.display = True
+        else:
+            chart.display = False
+
+    def set_running(self, running: bool) -> None:
+        bar = self.query_one("#progress", ProgressBar)
+        button = self.query_one("#run", Button)
+        if running:
+            bar.update(total=None, progress=0)
+            bar.display = True
+            button.label = "Cancel  esc"
+            button.variant = "warning"
+            self.query_one("#progress-label", Static).update("Starting…")
+        else:
+            bar.display = False
+            button.label = "Select  s"
+            button.variant = "primary"
+
+    def show_progress(self, done: int, total: int) -> None:
+        self.query_one("#progress", ProgressBar).update(total=max(total, 1), progress=done)
+        self.query_one("#progress-label", Static).update(f"Iteration {done}/{total}")
+
+    def show_note(self, text: str) -> None:
+        """One line under the progress bar (last run's outcome)."""
+        self.query_one("#progress-label", Static).update(text)
+
+    # ------------------------------------------------------------------ keyboard
+
+    def _controls(self) -> list:
+        return [w for w in self.query("Input, Button, RadioSet") if w.focusable]
+
+    def action_focus_step(self, step: int) -> None:
+        controls = self._controls()
+        if not controls:
+            return
+        focused = self.screen.focused
+        try:
+            i = controls.index(focused)
+        except ValueError:
+            i = -1 if step > 0 else 0
+        target = controls[(i + step) % len(controls)]
+        target.focus()
+        self.scroll_to_widget(target)
+
+    def focus_first(self) -> None:
+        last = getattr(self, "_last_focused", None)
+        controls = self._controls()
+        (last if last in controls else controls[0]).focus()
+
+    def on_descendant_focus(self, event) -> None:
+        self._last_focused = event.widget
+
+
+def _parse(name: str, text: str, available: int | None) -> int:
+    if name == "count":
+        return parse_int(text, "Count", 1, available)
+    if name == "iterations":
+        return parse_int(text, "Iterations", 1, MAX_ITERATIONS)
+    return parse_int(text, "Threshold", 1, 100)
