@@ -1,0 +1,319 @@
+"""Read a PhotoMapAI index so its (CLIP) embeddings and UMAP can be reused.
+
+People coming from PhotoMapAI already paid for CLIP embeddings of their album; importing
+them is instant and gives picksel the same semantic distances. The file is someone
+else's: it contains a pickled ``metadata`` object array, and unpickling a file is
+running code, so we open it with ``allow_pickle=False`` and read only the plain arrays
+we need (an ``.npz`` is a zip; each key is read on its own, ``metadata`` is never read).
+
+Format (see DESIGN.md): ``photomap_index/embeddings.npz`` with ``embeddings`` float32
+(N, D), ``filenames`` absolute paths (float64 when empty), ``modification_times``,
+``model_id`` (missing in old files), ``embedding_dim``; ``photomap_index/umap.npz`` with
+``umap`` float32 (N, 2) in the same row order, stale when older than the embeddings.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from picksel.errors import CancelFn, Cancelled, PickselError, ProgressFn
+
+DIRNAME = "photomap_index"
+EMBEDDINGS = "embeddings.npz"
+UMAP = "umap.npz"
+LEGACY_MODEL_ID = "openai-clip:ViT-B/32"
+SEARCH_DEPTH = 3
+"""How deep below the album we look for ``photomap_index/`` (PhotoMapAI keeps it in the
+album's first image folder, normally the album root or one level down)."""
+
+
+@dataclass
+class PhotoMapIndex:
+    """The plain-array part of a PhotoMapAI index."""
+
+    dir: Path
+    embeddings: np.ndarray  # float32 (N, D), rows re-normalised
+    filenames: list[str]  # absolute paths as PhotoMapAI stored them
+    mtimes: np.ndarray  # float64 (N,)
+    model_id: str
+    umap: np.ndarray | None  # float32 (N, 2) when present and fresh
+    umap_note: str  # why umap is None ("" when fresh or absent)
+
+
+def resolve_photomap(path: Path) -> Path:
+    """``--from-photomap`` accepts the embeddings.npz file, the photomap_index folder or
+    the folder containing it; returns the folder holding embeddings.npz."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path.parent
+    for cand in (path, path / DIRNAME):
+        if (cand / EMBEDDINGS).is_file():
+            return cand
+    raise PickselError(f"no PhotoMapAI index found at {path} (expected {DIRNAME}/{EMBEDDINGS})")
+
+
+def find_photomap_dir(album: Path) -> Path | None:
+    """``ALBUM/photomap_index`` or the first one (breadth-first, name order) within
+    ``SEARCH_DEPTH`` folders below the album; None when there is none."""
+    level = [Path(album)]
+    for _ in range(SEARCH_DEPTH + 1):
+        nxt: list[Path] = []
+        for folder in level:
+            if (folder / DIRNAME / EMBEDDINGS).is_file():
+                return folder / DIRNAME
+            try:
+                with os.scandir(folder) as it:
+                    subs = sorted(
+                        e.name for e in it
+                        if not e.name.startswith(".") and e.name != DIRNAME
+                        and e.is_dir(follow_symlinks=False)
+                    )
+            except OSError:
+                continue
+            nxt.extend(folder / s for s in subs)
+        level = nxt
+        if not level:
+            break
+    return None
+
+
+def _renormalise(emb: np.ndarray) -> None:
+    """Unit rows in place, without a full-size temporary (einsum, not linalg.norm)."""
+    if not emb.size:
+        return
+    norms = np.sqrt(np.einsum("ij,ij->i", emb, emb))
+    norms[norms == 0] = 1.0
+    emb /= norms[:, None]
+
+
+def read_photomap(pm_dir: Path) -> PhotoMapIndex:
+    """Load embeddings.npz (and umap.npz) without unpickling anything. PickselError
+    with the reason when the file is not a usable PhotoMapAI index."""
+    pm_dir = Path(pm_dir)
+    path = pm_dir / EMBEDDINGS
+
+    def bad(why: str) -> PickselError:
+        return PickselError(f"PhotoMapAI index {path} is not usable ({why})")
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = set(npz.files)
+            if "embeddings" not in keys or "filenames" not in keys:
+                raise bad("no embeddings/filenames arrays")
+            emb = npz["embeddings"]
+            names = npz["filenames"]
+            mtimes = npz["modification_times"] if "modification_times" in keys else None
+            model = npz["model_id"] if "model_id" in keys else None
+            dim = npz["embedding_dim"] if "embedding_dim" in keys else None
+    except PickselError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise bad(str(exc)) from exc
+
+    if names.ndim != 1 or not (names.dtype.kind == "U" or (names.size == 0 and names.dtype.kind == "f")):
+        raise bad(f"filenames are {names.dtype}{names.shape}")
+    n = names.shape[0]
+    if n == 0:
+        d = int(dim) if dim is not None and dim.shape == () and dim.dtype.kind in "iuf" else 0
+        emb = np.zeros((0, d), np.float32)
+    if emb.ndim != 2 or emb.shape[0] != n or emb.dtype.kind != "f":
+        raise bad(f"embeddings are {emb.dtype}{emb.shape} for {n} filenames")
+    if emb.dtype != np.float32:
+        emb = emb.astype(np.float32)
+    elif not emb.flags.writeable:
+        emb = emb.copy()
+    if dim is not None and dim.shape == () and n and int(dim) != emb.shape[1]:
+        raise bad(f"embedding_dim {int(dim)} but embeddings have {emb.shape[1]} columns")
+    if mtimes is None or mtimes.shape != (n,) or mtimes.dtype.kind not in "fiu":
+        mtimes = np.zeros(n, np.float64)
+    model_id = str(model) if model is not None and model.shape == () and model.dtype.kind == "U" else LEGACY_MODEL_ID
+    if n and not np.isfinite(emb).all():
+        raise bad("embeddings contain NaN or infinity")
+    _renormalise(emb)
+
+    umap, note = None, ""
+    upath = pm_dir / UMAP
+    if upath.is_file():
+        try:
+            if upath.stat().st_mtime < path.stat().st_mtime:
+                note = "PhotoMapAI's umap.npz is older than its embeddings (stale); the map will be recomputed"
+            else:
+                with np.load(upath, allow_pickle=False) as unpz:
+                    coords = unpz["umap"] if "umap" in unpz.files else None
+                if coords is None or coords.shape != (n, 2) or coords.dtype.kind != "f":
+                    note = "PhotoMapAI's umap.npz does not match its embeddings; the map will be recomputed"
+                elif not np.isfinite(coords).all():
+                    note = "PhotoMapAI's umap.npz has invalid values; the map will be recomputed"
+                else:
+                    umap = coords.astype(np.float32, copy=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+            note = f"PhotoMapAI's umap.npz is unreadable ({exc}); the map will be recomputed"
+    return PhotoMapIndex(
+        dir=pm_dir,
+        embeddings=emb,
+        filenames=names.tolist() if n else [],
+        mtimes=np.asarray(mtimes, dtype=np.float64),
+        model_id=model_id,
+        umap=umap,
+        umap_note=note,
+    )
+
+
+def _rel_in_album(filename: str, roots: tuple[str, ...]) -> str | None:
+    norm = os.path.normpath(filename)
+    for root in roots:
+        prefix = root.rstrip(os.sep) + os.sep
+        if norm.startswith(prefix):
+            rel = norm[len(prefix):]
+            return rel.replace(os.sep, "/") if os.sep != "/" else rel
+    return None
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
+    album: Path,
+    pm_dir: Path,
+    *,
+    state_dir: Path | None,
+    old,  # noqa: ANN001 - AlbumIndex | None (import cycle)
+    report,  # noqa: ANN001 - IndexReport
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+):  # noqa: ANN201 - tuple[AlbumIndex, IndexReport]
+    """Import a PhotoMapAI index as the album's index (``source="photomap"``).
+
+    Entries whose files are gone or outside the album are dropped and reported; album
+    images PhotoMapAI did not index are reported, not encoded (another encoder's vectors
+    would not be comparable). Fresh UMAP coordinates become our cached map."""
+    from picksel.index import AlbumIndex, failure_message, save_index
+    from picksel.scan import scan_album
+
+    album = Path(album)
+    if progress is not None:
+        progress(0, 3, "reading PhotoMapAI index")
+    pm = read_photomap(pm_dir)
+    if cancel is not None and cancel():
+        raise Cancelled()
+    if progress is not None:
+        progress(1, 3, "checking the album against the PhotoMapAI index")
+    entries = scan_album(album, cancel=cancel)
+    by_rel = {e.rel: e for e in entries}
+    roots = tuple(dict.fromkeys([os.path.abspath(album), os.path.realpath(album)]))
+
+    keep_rows: list[int] = []
+    keep_rels: list[str] = []
+    gone: list[str] = []
+    outside: list[str] = []
+    seen: set[str] = set()
+    changed = 0
+    for row, name in enumerate(pm.filenames):
+        rel = _rel_in_album(name, roots)
+        if rel is None:
+            outside.append(name)
+            continue
+        if rel in seen:
+            continue  # duplicate row: first one wins
+        entry = by_rel.get(rel)
+        if entry is None:
+            gone.append(rel)
+            continue
+        seen.add(rel)
+        keep_rows.append(row)
+        keep_rels.append(rel)
+        if pm.mtimes[row] and entry.mtime > float(pm.mtimes[row]) + 1.0:
+            changed += 1
+
+    order = np.argsort(np.array(keep_rels, dtype=object), kind="stable") if keep_rels else np.zeros(0, np.int64)
+    rows = np.asarray(keep_rows, dtype=np.int64)[order]
+    rels = [keep_rels[i] for i in order]
+    n_pm = len(pm.filenames)
+    if len(rows) == n_pm and np.array_equal(rows, np.arange(n_pm)):
+        emb = pm.embeddings  # already in our order: no copy of a possibly huge matrix
+    else:
+        emb = pm.embeddings[rows]
+    if cancel is not None and cancel():
+        raise Cancelled()
+
+    index = AlbumIndex(
+        root=album,
+        paths=rels,
+        embeddings=emb,
+        mtimes=np.array([by_rel[r].mtime for r in rels], dtype=np.float64),
+        sizes=np.array([by_rel[r].size for r in rels], dtype=np.int64),
+        encoder=pm.model_id,
+        source="photomap",
+        failures=[],
+        source_stamp=(pm.dir / EMBEDDINGS).stat().st_mtime,
+    )
+    report.source = "photomap"
+    report.messages.append(
+        f"using PhotoMapAI index {pm.dir / EMBEDDINGS} ({_count(len(rels), 'image')}, model {pm.model_id})"
+    )
+    old_rows = old.row_of() if old is not None and old.source == "photomap" else {}
+    for i, rel in enumerate(rels):
+        j = old_rows.get(rel)
+        if j is None:
+            report.added += 1
+        elif old.sizes[j] == index.sizes[i] and old.mtimes[j] == index.mtimes[i]:
+            report.unchanged += 1
+        else:
+            report.updated += 1
+    if old is not None:
+        report.removed = sum(1 for p in old.paths if p not in seen)
+    if gone:
+        report.messages.append(
+            f"{_count(len(gone), 'file')} listed in the PhotoMapAI index no longer exist and "
+            f"{'were' if len(gone) != 1 else 'was'} left out: " + ", ".join(gone[:5])
+            + (", …" if len(gone) > 5 else "")
+        )
+    if outside:
+        report.messages.append(
+            f"{_count(len(outside), 'file')} in the PhotoMapAI index lie outside the album and "
+            f"{'were' if len(outside) != 1 else 'was'} left out: " + ", ".join(outside[:3])
+            + (", …" if len(outside) > 3 else "")
+        )
+    missing = [e.rel for e in entries if e.rel not in seen]
+    if missing:
+        report.messages.append(
+            f"{_count(len(missing), 'image')} {'are' if len(missing) != 1 else 'is'} not in the "
+            "PhotoMapAI index; run PhotoMapAI again or `picksel index --full` to use the "
+            "builtin encoder"
+        )
+    if changed:
+        report.messages.append(
+            f"{_count(changed, 'image')} changed after PhotoMapAI indexed "
+            f"{'them' if changed != 1 else 'it'}; their embeddings may be out of date"
+        )
+    if old is not None and old.failures:
+        report.failures = []
+    if progress is not None:
+        progress(2, 3, "saving index")
+    if old is None or old.fingerprint() != index.fingerprint() or old.source_stamp != index.source_stamp:
+        save_index(index, state_dir)
+    else:
+        index = old
+
+    if pm.umap is not None:
+        coords = pm.umap[rows]
+        try:
+            from picksel.album import state_dir as album_state_dir
+            from picksel.mapping import MapData, save_map
+
+            save_map(album_state_dir(album, state_dir), MapData(coords, "photomap-umap", index.fingerprint()))
+            report.messages.append("using PhotoMapAI's UMAP coordinates for the map")
+        except ImportError:  # pragma: no cover - mapping is part of the package
+            report.messages.append("PhotoMapAI's UMAP could not be stored (picksel.mapping missing)")
+    elif pm.umap_note:
+        report.messages.append(pm.umap_note)
+    if progress is not None:
+        progress(3, 3, "done")
+    if report.failures:
+        report.messages.append(failure_message(report.failures))
+    return index, report
