@@ -1,0 +1,177 @@
+"""Selection speed: batched FPS vs the plain loop, K-Means vs the reference's MiniBatchKMeans.
+
+Data: random L2-normalised float32 embeddings with cluster structure (cluster centres
+on a 96-d random subspace, uneven cluster sizes and spreads, full-dimensional noise),
+made once per size with a fixed seed. Baselines run in the same process, right after
+ours, so machine load affects both alike (the box has 2 cores and other users).
+
+* FPS (N=100,000, D=768, count 200, 20 iterations): ``fps_batched`` (all iterations
+  together, one N x K product per step) vs ``fps_reference`` (one iteration at a time,
+  one vector product per step). The baseline runs ``REF_ITERS`` of the 20 iterations and
+  is scaled to 20; those iterations must pick exactly the same rows. Peak memory is the
+  tracemalloc peak of a whole ``run_selection(method="fps")`` call (with 5% of rows
+  excluded) plus the matrix itself, relative to the matrix.
+* K-Means (N=85,000, D=768, count 200, 20 iterations): ``run_selection(method="kmeans")``
+  end to end (PCA included) vs ``MiniBatchKMeans(n_clusters=200, n_init=1,
+  random_state=i).fit`` per iteration, measured on ``MBK_ITERS`` iterations and scaled.
+  Inertia is evaluated the same way for both in the original 768-d space: the sum over
+  images of the squared distance to the nearest centre, our centres being the
+  original-space means of our clusters.
+"""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import numpy as np
+from picksel.fps import fps_batched, fps_reference
+from picksel.kmeans import kmeans_once, reduce
+from picksel.select import run_selection
+
+FPS_TARGET = 5.0
+KMEANS_TARGET = 3.0
+INERTIA_TOL = 0.02
+MEMORY_TARGET = 1.5
+
+
+def make_embeddings(n: int, d: int, seed: int = 0, clusters: int = 300) -> np.ndarray:
+    """Clustered unit vectors, built block by block (no extra N x D temporaries)."""
+    rng = np.random.default_rng(seed)
+    basis = rng.standard_normal((min(96, d), d)).astype(np.float32) / np.sqrt(d)
+    centres = (rng.standard_normal((clusters, basis.shape[0])).astype(np.float32) @ basis) * 3.0
+    sizes = rng.dirichlet(np.full(clusters, 0.7))
+    labels = rng.choice(clusters, size=n, p=sizes)
+    spread = rng.uniform(0.5, 1.5, clusters).astype(np.float32)
+    out = np.empty((n, d), dtype=np.float32)
+    for s in range(0, n, 8192):
+        lab = labels[s : s + 8192]
+        noise = rng.standard_normal((lab.size, d), dtype=np.float32) / np.sqrt(d)
+        block = centres[lab] + noise * spread[lab, None] * 1.6
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out[s : s + 8192] = block
+    return out
+
+
+def inertia(x: np.ndarray, centres: np.ndarray) -> float:
+    """Sum over rows of the squared distance to the nearest centre (float64 sum)."""
+    cc = np.einsum("ij,ij->i", centres, centres)
+    total = 0.0
+    for s in range(0, x.shape[0], 8192):
+        blk = x[s : s + 8192]
+        d = cc[None, :] - 2.0 * (blk @ centres.T)
+        total += float(np.sum(np.maximum(d.min(axis=1) + np.einsum("ij,ij->i", blk, blk), 0.0), dtype=np.float64))
+    return total
+
+
+def member_means(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    from scipy.sparse import csr_matrix
+
+    n = x.shape[0]
+    sums = csr_matrix((np.ones(n, np.float32), (labels, np.arange(n))), shape=(k, n)) @ x
+    sizes = np.bincount(labels, minlength=k).astype(np.float32)
+    keep = sizes > 0
+    return (sums[keep] / sizes[keep, None]).astype(np.float32)
+
+
+def _line(name: str, value: float, target: float, unit: str, higher_is_better: bool = True) -> str:
+    ok = value >= target if higher_is_better else value <= target
+    sign = ">=" if higher_is_better else "<="
+    return f"{name}: {value:.2f}{unit}  (target {sign} {target:g}{unit}) {'OK' if ok else 'MISS'}"
+
+
+def bench_fps(n: int, d: int, count: int, iters: int, ref_iters: int) -> None:
+    x = make_embeddings(n, d, seed=1)
+    rng = np.random.default_rng(7)
+    starts = rng.integers(n, size=iters)
+    fps_batched(x[:2000], 5, starts[:2] % 2000)  # warm up BLAS threads
+
+    t0 = time.perf_counter()
+    batched = fps_batched(x, count, starts)
+    t_batched = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    same = True
+    for k in range(ref_iters):
+        ref = fps_reference(x, count, int(starts[k]))
+        same &= bool(np.array_equal(ref, batched[k]))
+    t_ref = (time.perf_counter() - t0) / ref_iters * iters
+    ratio = t_ref / t_batched
+    print(
+        f"fps N={n} D={d} count={count} iterations={iters}: batched {t_batched:.2f} s  "
+        f"baseline {t_ref:.1f} s (plain loop, {ref_iters} iterations measured, scaled to {iters})"
+    )
+    print(_line("fps speed-up", ratio, FPS_TARGET, "x"))
+    print(f"fps identical selections on {ref_iters} shared seeds: {'OK' if same else 'MISS'}")
+    assert same, "batched FPS and the reference loop picked different rows"
+
+    excluded = np.zeros(n, dtype=bool)
+    excluded[rng.choice(n, n // 20, replace=False)] = True
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    result = run_selection(x, method="fps", count=count, iterations=iters, seed=3, excluded=excluded)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert not result.votes[excluded].any()
+    mem = 1.0 + peak / x.nbytes
+    print(_line("fps peak memory / matrix (5% excluded, run_selection)", mem, MEMORY_TARGET, "x", False))
+
+
+def bench_kmeans(n: int, d: int, count: int, iters: int, mbk_iters: int, seed: int = 0) -> None:
+    from sklearn.cluster import MiniBatchKMeans
+
+    x = make_embeddings(n, d, seed=2)
+    run_selection(x[:3000], method="kmeans", count=20, iterations=1, seed=0)  # warm imports
+
+    t0 = time.perf_counter()
+    result = run_selection(x, method="kmeans", count=count, iterations=iters, seed=seed)
+    t_ours = (time.perf_counter() - t0) / iters
+
+    # Same seeds as run_selection, to get our clusters for the inertia comparison.
+    ss = np.random.SeedSequence(seed)
+    children = ss.spawn(iters)
+    red = reduce(x, np.arange(n), np.random.default_rng(ss.spawn(1)[0]))
+    ours_inertia = []
+    votes = np.zeros(n, dtype=np.int32)
+    for child in children:
+        pick = kmeans_once(red, count, int(child.generate_state(1)[0]))
+        votes[pick.rows] += 1
+        ours_inertia.append(inertia(x, member_means(x, pick.labels, count)))
+    assert np.array_equal(votes, result.votes), "bench re-run does not match run_selection"
+
+    base_times, base_inertia = [], []
+    for i in range(mbk_iters):
+        t0 = time.perf_counter()
+        mbk = MiniBatchKMeans(n_clusters=count, n_init=1, random_state=i).fit(x)
+        base_times.append(time.perf_counter() - t0)
+        base_inertia.append(inertia(x, mbk.cluster_centers_.astype(np.float32)))
+    t_base = float(np.mean(base_times))
+    ratio = t_base / t_ours
+    rel = float(np.mean(ours_inertia)) / float(np.mean(base_inertia)) - 1.0
+    print(
+        f"kmeans N={n} D={d} count={count} iterations={iters}: ours {t_ours:.2f} s/iteration "
+        f"(PCA included)  baseline MiniBatchKMeans {t_base:.2f} s/iteration "
+        f"({mbk_iters} iterations measured)"
+    )
+    print(_line("kmeans speed-up", ratio, KMEANS_TARGET, "x"))
+    print(
+        f"kmeans mean inertia: ours {np.mean(ours_inertia):.1f}  baseline {np.mean(base_inertia):.1f}  "
+        f"({rel * 100:+.2f}%, target <= +{INERTIA_TOL * 100:g}%) {'OK' if rel <= INERTIA_TOL else 'MISS'}"
+    )
+    distinct = all(len(set(p.tolist())) == count for p in [result.consensus])
+    print(f"kmeans exactly {count} distinct images in the consensus: {'OK' if distinct else 'MISS'}")
+
+
+def main(quick: bool = False) -> None:
+    if quick:
+        bench_fps(n=5000, d=64, count=20, iters=5, ref_iters=5)
+        bench_kmeans(n=4000, d=64, count=20, iters=3, mbk_iters=1)
+    else:
+        bench_fps(n=100_000, d=768, count=200, iters=20, ref_iters=3)
+        bench_kmeans(n=85_000, d=768, count=200, iters=20, mbk_iters=3)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(quick="--quick" in sys.argv)

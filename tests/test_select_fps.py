@@ -1,0 +1,127 @@
+"""Farthest-point sampling: batched == plain loop == brute force, exclusions, near-ties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from picksel import fps
+from picksel.errors import Cancelled
+from picksel.fps import as_unit_float32, exact_min_distance, fps_batched, fps_reference
+from select_helpers import brute_fps, clustered_rows, unit_rows
+
+
+def test_reference_matches_brute_force_float64() -> None:
+    emb = unit_rows(120, 7, seed=1)
+    for start in (0, 33, 119):
+        assert fps_reference(emb, 15, start).tolist() == brute_fps(emb, 15, [start])
+
+
+def test_reference_with_start_set_and_exclusions_matches_brute_force() -> None:
+    emb = clustered_rows(150, 6, 4, seed=2)
+    excluded = np.zeros(150, bool)
+    excluded[[1, 2, 3, 50, 60]] = True
+    got = fps_reference(emb, 12, [10, 20], excluded=excluded)
+    assert got.tolist() == brute_fps(emb, 12, [10, 20], excluded)
+    assert not excluded[got].any()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_batched_equals_reference_for_the_same_starts(seed: int) -> None:
+    emb = clustered_rows(2000, 48, 12, seed=seed)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(len(emb), size=9)
+    excluded = np.zeros(len(emb), bool)
+    excluded[rng.choice(len(emb), 200, replace=False)] = True
+    starts = np.where(excluded[starts], np.flatnonzero(~excluded)[0], starts)
+    got = fps_batched(emb, 40, starts, excluded=excluded)
+    assert got.shape == (9, 40)
+    for k, s in enumerate(starts):
+        assert got[k].tolist() == fps_reference(emb, 40, int(s), excluded=excluded).tolist()
+    assert not excluded[got].any()
+    assert all(len(set(row.tolist())) == 40 for row in got)
+
+
+def test_batched_equals_reference_with_near_ties_and_duplicates() -> None:
+    # Many exact duplicates and a coarse grid of directions: lots of equal distances,
+    # so the float32 screen alone would let the two implementations disagree.
+    base = unit_rows(40, 5, seed=3)
+    emb = np.repeat(base, 6, axis=0)
+    emb = np.round(emb * 8) / 8
+    emb = as_unit_float32(emb.astype(np.float32))
+    starts = np.array([0, 7, 100, 239])
+    got = fps_batched(emb, 60, starts)
+    for k, s in enumerate(starts):
+        ref = fps_reference(emb, 60, int(s))
+        assert got[k].tolist() == ref.tolist()
+        assert len(set(ref.tolist())) == 60  # duplicates are still distinct rows
+
+
+def test_ties_go_to_the_lowest_row() -> None:
+    # Rows 1 and 2 are identical and equally far from row 0: row 1 must win.
+    emb = np.array([[1, 0], [0, 1], [0, 1], [-1, 0]], np.float32)
+    assert fps_reference(emb, 2, 0).tolist() == [0, 3]
+    assert fps_reference(emb, 3, 0).tolist() == [0, 3, 1]
+    assert fps_batched(emb, 4, np.array([0])).tolist() == [[0, 3, 1, 2]]
+
+
+def test_batched_start_sets() -> None:
+    emb = clustered_rows(500, 16, 5, seed=5)
+    pins = np.array([[3, 400, 77]])
+    got = fps_batched(emb, 10, pins)
+    assert got[0].tolist() == fps_reference(emb, 10, [3, 400, 77]).tolist()
+    assert got[0, :3].tolist() == [3, 400, 77]
+
+
+def test_batched_stops_at_available() -> None:
+    emb = unit_rows(10, 3)
+    excluded = np.zeros(10, bool)
+    excluded[:6] = True
+    got = fps_batched(emb, 8, np.array([7, 9]), excluded=excluded)
+    assert got.shape == (2, 4)
+    assert sorted(got[0].tolist()) == [6, 7, 8, 9]
+
+
+def test_exact_min_distance_does_not_depend_on_batch() -> None:
+    emb = unit_rows(300, 33, seed=6)
+    chosen = np.array([4, 8, 15, 16, 23, 42])
+    rows = np.arange(300)
+    whole = exact_min_distance(emb, rows, chosen)
+    parts = np.concatenate([exact_min_distance(emb, rows[i : i + 7], chosen) for i in range(0, 300, 7)])
+    assert np.array_equal(whole, parts)
+    assert np.allclose(whole, 1 - (emb.astype(np.float64) @ emb[chosen].astype(np.float64).T).max(1))
+
+
+def test_no_copy_for_normalised_float32() -> None:
+    emb = unit_rows(50, 8)
+    assert as_unit_float32(emb) is emb
+    other = as_unit_float32(emb * 2)
+    assert other is not emb and np.allclose(np.linalg.norm(other, axis=1), 1, atol=1e-6)
+
+
+def test_batched_cancel_and_step_reports() -> None:
+    emb = unit_rows(100, 4)
+    steps: list[tuple[int, int]] = []
+    fps_batched(emb, 6, np.array([0, 1]), on_step=lambda d, t: steps.append((d, t)))
+    assert steps == [(i, 5) for i in range(1, 6)]
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.raises(Cancelled):
+        fps_batched(emb, 20, np.array([0, 1]), cancel=cancel)
+
+
+def test_exact_path_is_used_on_ties(monkeypatch) -> None:
+    calls = []
+    real = fps.exact_min_distance
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fps, "exact_min_distance", spy)
+    emb = np.array([[1, 0], [0, 1], [0, 1], [-1, 0]], np.float32)
+    fps_reference(emb, 3, 0)
+    assert calls
