@@ -62,7 +62,7 @@ class Settings:
     method: str = "fps"
     count: int = 20
     iterations: int = 20
-    threshold: int = 90
+    threshold: float = 90  # int normally; a float like 90.5 is accepted
     seed: int | None = None
 
 
@@ -346,7 +346,8 @@ def _settings_from(value: object, problems: list[str]) -> Settings:
         problems.append(f"settings.method {method!r}")
     for key, lo, hi in (("count", 1, None), ("iterations", 1, MAX_ITERATIONS), ("threshold", 1, 100)):
         v = value.get(key, getattr(s, key))
-        if _is_int(v) and v >= lo and (hi is None or v <= hi):
+        number = _is_int(v) or (key == "threshold" and isinstance(v, float))  # 90.5% is fine
+        if number and v >= lo and (hi is None or v <= hi):
             setattr(s, key, v)
         else:
             problems.append(f"settings.{key} {v!r}")

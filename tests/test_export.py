@@ -325,7 +325,7 @@ existing = st.lists(st.tuples(st.sampled_from(NAMES + ["b.txt", "a_b.txt", "albu
                     max_size=4, unique_by=lambda t: t[0])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(entries=entries, existing=existing)
 def test_naming_properties(entries, existing):
     with tempfile.TemporaryDirectory() as tmp:
@@ -347,7 +347,10 @@ def test_naming_properties(entries, existing):
 
         plan = plan_export(album, rels, dest)
         report = export_images(album, rels, dest)
-        assert report.errors == [] and report.skipped == []
+        assert report.errors == []
+        # the only refusal possible here: an image already exported next to a caption
+        # that differs from ours (the user's edit is kept, nothing duplicated)
+        assert all(reason.endswith("kept it") for _, reason in report.skipped)
         names = [n for _, n in report.copied] + [i.dest_name for i in plan if i.already_there]
         assert sorted(n for _, n in report.copied) == sorted(i.dest_name for i in plan if not i.already_there)
         keys = [n.casefold() for n in names]

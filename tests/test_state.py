@@ -174,6 +174,12 @@ def test_bad_values_fall_back_with_warning(tmp_path: Path):
     assert (tmp_path / "state.json").exists()  # not corrupt as a whole: left in place
 
 
+def test_fractional_threshold_is_kept(tmp_path: Path):
+    state = AlbumState(settings=Settings(threshold=92.5))
+    save_state(tmp_path, state)
+    assert load_state(tmp_path) == (state, None)
+
+
 def test_unknown_keys_ignored_silently(tmp_path: Path):
     (tmp_path / "state.json").write_text(json.dumps({"version": 1, "extra": [1, 2]}))
     state, warning = load_state(tmp_path)
