@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import warnings
 import zlib
 from pathlib import Path
@@ -108,7 +109,9 @@ def open_image(path: Path, *, max_side: int | None = None) -> Image.Image:
     except UnreadableImage:
         raise
     except Image.DecompressionBombError as exc:
-        raise UnreadableImage(f"decompression bomb ({exc})".split(" could be")[0]) from exc
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        detail = f" ({int(m.group(1)):,} pixels)" if m else ""
+        raise UnreadableImage(f"decompression bomb{detail}") from exc
     except Image.DecompressionBombWarning as exc:
         raise UnreadableImage("decompression bomb") from exc
     except (OSError, ValueError, SyntaxError, EOFError, zlib.error, MemoryError,

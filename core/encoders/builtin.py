@@ -40,11 +40,11 @@ THUMB = 8
 
 # Block weights (see module docstring). Tuned so no block dominates an ordinary photo
 # and the statistics block separates garbage frames.
-W_COLOR_GRID = 0.8
-W_COLOR_HIST = 0.8
+W_COLOR_GRID = 1.0
+W_COLOR_HIST = 1.2
 W_GRAY_HIST = 0.5
-W_HOG = 1.5
-W_THUMB = 0.6
+W_HOG = 1.2
+W_THUMB = 0.8
 W_STATS = 2.0
 
 N_STATS = 11
@@ -52,6 +52,11 @@ DIM = GRID * GRID * 4 + 52 + 16 + GRID * GRID * (HOG_BINS + 1) + THUMB * THUMB +
 
 _HOG_SCALE = 2.5  # sqrt(mean edge energy) * scale: energy block ~0.5 on ordinary photos
 _SHAPE_SCALE = 5.0
+# Typical values on ordinary photos (measured on the sklearn/skimage sample photos).
+_STATS_CENTER = np.array(
+    [0.552, 0.085, 0.553, 0.784, 0.583, 0.047, 0.002, 0.533, 0.276, 0.285, 0.568], np.float32
+)
+_ENERGY_CENTER = 0.28
 
 
 def _cell_index(side: int, grid: int) -> np.ndarray:
@@ -132,7 +137,7 @@ def _gray_features(img: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray
     energy = hog.sum(axis=1)
     shape = hog / np.maximum(energy, 1e-6)[:, None] - 1.0 / HOG_BINS
     shape *= np.minimum(energy / 0.05, 1.0)[:, None]  # flat cells have no direction
-    energy_block = np.sqrt(np.minimum(energy, 1.0)) * (_HOG_SCALE / math.sqrt(n_cells))
+    energy_block = (np.sqrt(np.minimum(energy, 1.0)) - _ENERGY_CENTER) * (_HOG_SCALE / math.sqrt(n_cells))
     hog = np.concatenate([shape.ravel() * (_SHAPE_SCALE / math.sqrt(n_cells)), energy_block])
 
     thumb = np.asarray(
@@ -190,7 +195,11 @@ def describe(img: Image.Image) -> np.ndarray:
                 dtype=np.float32,
             ),
         ]
-    ) / math.sqrt(N_STATS) * 2.0
+    )
+    # Centred on ordinary photos: the block is near zero for them and large for
+    # garbage (black, blown-out, noisy, blurred frames), instead of a constant offset
+    # that would make every image look alike.
+    stats = (stats - _STATS_CENTER) / math.sqrt(N_STATS) * 2.0
     vec = np.concatenate(
         [
             grid * W_COLOR_GRID,
