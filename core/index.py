@@ -235,6 +235,12 @@ def failure_message(failures: list[tuple[str, str]], limit: int = 5) -> str:
     return f"{n} file{'s' if n != 1 else ''} could not be read: {shown}{more}"
 
 
+def _builtin_dim() -> int:
+    from picksel.encoders.builtin import DIM
+
+    return DIM
+
+
 def _try_load(album: Path, state_dir: Path | None, report: IndexReport) -> AlbumIndex | None:
     try:
         return load_index(album, state_dir)
@@ -368,8 +374,12 @@ def build_index(
         finally:
             close_encoder(enc)
         dim = enc.dim
+    elif old is not None and old.encoder == enc_id:
+        dim = old.dim
     else:
-        dim = old.dim if old is not None else 0
+        # Nothing to encode (empty album): keep the encoder's width without loading a
+        # model just for that when it is the builtin one.
+        dim = _builtin_dim() if enc_id.startswith("builtin") else 0
 
     # Assemble rows in scan (sorted) order.
     keep_pos = sorted([p for p, _ in reuse] + list(vectors))
