@@ -302,3 +302,33 @@ def test_normalise_coords_degenerate_inputs() -> None:
     np.testing.assert_array_equal(normalise_coords(np.full((4, 2), 7.0)), np.full((4, 2), 0.5))
     out = normalise_coords(np.array([[0.0, 0.0], [np.nan, 1.0], [2.0, 0.0]]))
     assert np.all(np.isfinite(out)) and out[1].tolist() == [0.5, 0.5]
+
+
+# --------------------------------------------------------------------------- numba cache
+
+
+def test_numba_cache_dir_respects_user_and_defaults_to_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    mapping._prepare_numba_cache()
+    assert mapping.os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    mapping._prepare_numba_cache()
+    expected = tmp_path / "xdg" / "picksel" / "numba"
+    assert mapping.os.environ["NUMBA_CACHE_DIR"] == str(expected) and expected.is_dir()
+
+
+def test_numba_cache_default_is_temporary() -> None:
+    """umap's kernels get cache=True while it is imported; explicit choices are kept."""
+    import numba
+
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    before = numba.njit
+    assert type(numba.njit(add)._cache).__name__ == "NullCache"
+    with mapping._numba_cache_by_default():
+        assert type(numba.njit(add)._cache).__name__ == "FunctionCache"
+        assert type(numba.njit(fastmath=True)(add)._cache).__name__ == "FunctionCache"
+        assert type(numba.njit(cache=False)(add)._cache).__name__ == "NullCache"
+    assert numba.njit is before
