@@ -27,6 +27,7 @@ from picksel.errors import (
     ProgressFn,
 )
 from picksel.fsutil import atomic_write
+from picksel.npzio import read_npz_array
 from picksel.scan import scan_album
 
 INDEX_FILENAME = "index.npz"
@@ -128,7 +129,6 @@ def load_index(album: Path, state_dir: Path | None = None) -> AlbumIndex:
             missing = [k for k in _REQUIRED if k not in npz.files]
             if missing:
                 raise _corrupt(path, album, "missing " + ", ".join(missing))
-            emb = npz["embeddings"]
             paths = npz["paths"]
             mtimes = npz["mtimes"]
             sizes = npz["sizes"]
@@ -142,6 +142,7 @@ def load_index(album: Path, state_dir: Path | None = None) -> AlbumIndex:
                 npz["failed_mtimes"] if "failed_mtimes" in npz.files else np.zeros(len(failed), np.float64)
             )
             stamp = npz["source_stamp"] if "source_stamp" in npz.files else np.array(0.0)
+        emb = read_npz_array(path, "embeddings")
     except IndexCorrupt:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:

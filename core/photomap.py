@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from picksel.errors import CancelFn, Cancelled, PickselError, ProgressFn
+from picksel.npzio import read_npz_array
 
 DIRNAME = "photomap_index"
 EMBEDDINGS = "embeddings.npz"
@@ -104,11 +105,12 @@ def read_photomap(pm_dir: Path) -> PhotoMapIndex:
             keys = set(npz.files)
             if "embeddings" not in keys or "filenames" not in keys:
                 raise bad("no embeddings/filenames arrays")
-            emb = npz["embeddings"]
             names = npz["filenames"]
             mtimes = npz["modification_times"] if "modification_times" in keys else None
             model = npz["model_id"] if "model_id" in keys else None
             dim = npz["embedding_dim"] if "embedding_dim" in keys else None
+        # The big matrix: read straight into memory (see picksel.npzio).
+        emb = read_npz_array(path, "embeddings")
     except PickselError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:

@@ -285,3 +285,19 @@ def test_album_moved_keeps_index(small_album: Path, tmp_path: Path, counting):
     counting.clear()
     idx, rep = build_index(moved)  # relative paths + preserved mtimes: nothing re-encoded
     assert counting == [] and rep.unchanged == len(idx)
+
+
+def test_read_npz_array_fast_path_matches_numpy(tmp_path: Path):
+    from picksel.npzio import read_npz_array
+
+    a = np.arange(24, dtype=np.float32).reshape(4, 6)
+    f = np.asfortranarray(np.arange(6, dtype=np.int64).reshape(2, 3))
+    np.savez(tmp_path / "s.npz", a=a, f=f, o=np.array([{"x": 1}], dtype=object))
+    np.savez_compressed(tmp_path / "c.npz", a=a)
+    assert np.array_equal(read_npz_array(tmp_path / "s.npz", "a"), a)
+    assert np.array_equal(read_npz_array(tmp_path / "s.npz", "f"), f)
+    assert np.array_equal(read_npz_array(tmp_path / "c.npz", "a"), a)  # compressed: numpy path
+    with pytest.raises(ValueError, match="allow_pickle"):
+        read_npz_array(tmp_path / "s.npz", "o")
+    with pytest.raises(KeyError):
+        read_npz_array(tmp_path / "s.npz", "missing")
