@@ -460,8 +460,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         json.dump(
             {
                 "dest": str(report.dest),
-                "copied": report.copied,
-                "sidecars": report.sidecars,
+                "copied": len(report.copied),
+                "sidecars": len(report.sidecars),
+                "files": [{"path": rel, "name": name} for rel, name in report.copied + report.sidecars],
                 "already_there": [str(p) for p in report.identical_skipped],
                 "skipped": [[str(p), r] for p, r in report.skipped],
                 "errors": [[str(p), r] for p, r in report.errors],
