@@ -56,6 +56,7 @@ _MONO_STYLES: dict[int, Style] = {
 }
 _CURSOR_COLOR = Style(color="#000000", bgcolor="#ffd700", bold=True)
 _CURSOR_MONO = Style(reverse=True, bold=True, blink=True)
+_PLAIN = Style()
 _LABEL_STYLE = Style(bold=True)
 _INFO_STYLE = Style(dim=True)
 CURSOR_CHAR = "+"
@@ -242,7 +243,9 @@ class MapView(Widget, can_focus=True):
                 self.post_message(self.CursorMoved(self, row))
 
     def on_resize(self, event: events.Resize) -> None:
-        self._invalidate_all()
+        self._label_strip = None
+        if self._grid_size() != self._grid:
+            self._invalidate_all()
 
     def on_mount(self) -> None:
         self._sync_image_widget()
@@ -256,11 +259,11 @@ class MapView(Widget, can_focus=True):
                 self._label_strip = self._build_label(width)
             return self._label_strip
         if self._image_widget is not None:
-            return Strip.blank(width)
+            return Strip.blank(width, _PLAIN)
         self._ensure_raster()
         row = y - 1
         if not (0 <= row < len(self._strips)):
-            return Strip.blank(width)
+            return Strip.blank(width, _PLAIN)
         strip = self._strips[row]
         if strip is None:
             strip = self._strips[row] = self._build_row(row)
@@ -359,7 +362,7 @@ class MapView(Widget, can_focus=True):
             right = f"{self._view.zoom:g}× "
         gap = max(1, width - len(left) - len(right))
         strip = Strip(
-            [Segment(left, _LABEL_STYLE), Segment(" " * gap), Segment(right, _INFO_STYLE)]
+            [Segment(left, _LABEL_STYLE), Segment(" " * gap, _PLAIN), Segment(right, _INFO_STYLE)]
         )
         return strip.crop_pad(width, 0, 0, Style()) if strip.cell_length != width else strip
 

@@ -1,0 +1,315 @@
+"""Map pane: the numpy rasteriser, the direction search and the MapView widget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from picksel.tui import braille
+from picksel.tui.braille import View
+from picksel.tui.viewstate import (
+    STATE_CORE,
+    STATE_EXCLUDED,
+    STATE_NONE,
+    STATE_STABLE,
+    STATE_VARIABLE,
+    row_states,
+)
+from picksel.tui.widgets.graphics import GraphicsMode, map_mode
+from picksel.tui.widgets.scatter import MapView
+from textual.app import App, ComposeResult
+
+# ---- rasteriser ---------------------------------------------------------------------
+
+
+def test_known_points_light_exactly_the_expected_dots() -> None:
+    # A 2×1 cell grid is 4×4 dots. Dot (x, y) -> cell x // 2, bit for (row y, column x % 2).
+    screen = np.array([[0, 0], [1, 3], [2, 1], [3, 2], [3, 2]], dtype=np.float64)
+    states = np.zeros(5, np.uint8)
+    r = braille.rasterise(screen, states, 2, 1)
+    assert r.bits.tolist() == [[0x01 | 0x80, 0x02 | 0x20]]
+    runs = braille.row_runs(r.bits[0], r.winner[0])
+    assert runs == [(chr(0x2881) + chr(0x2822), 0)]
+
+
+def test_all_eight_dots_of_a_cell_make_the_full_braille_block() -> None:
+    screen = np.array([[x, y] for x in range(2) for y in range(4)], dtype=np.float64)
+    r = braille.rasterise(screen, np.zeros(8, np.uint8), 1, 1)
+    assert braille.CHARS[r.bits[0, 0]] == "⣿"
+
+
+def test_points_off_the_grid_and_nan_rows_are_ignored() -> None:
+    screen = np.array([[-1, 0], [0, -1], [4, 0], [0, 4], [np.nan, 1], [1, 1]], dtype=np.float64)
+    r = braille.rasterise(screen, np.full(6, STATE_EXCLUDED, np.uint8), 2, 1)
+    assert r.bits.tolist() == [[0x10, 0]]
+    assert r.winner.tolist() == [[STATE_EXCLUDED, 0]]
+
+
+@pytest.mark.parametrize(
+    ("states", "winner"),
+    [
+        ([STATE_NONE, STATE_VARIABLE, STATE_EXCLUDED], STATE_EXCLUDED),
+        ([STATE_STABLE, STATE_VARIABLE, STATE_NONE], STATE_STABLE),
+        ([STATE_CORE, STATE_STABLE], STATE_CORE),
+        ([STATE_EXCLUDED, STATE_CORE], STATE_EXCLUDED),
+        ([STATE_NONE, STATE_NONE], STATE_NONE),
+    ],
+)
+def test_cell_colour_follows_state_priority(states: list[int], winner: int) -> None:
+    screen = np.array([[i % 2, i // 2] for i in range(len(states))], dtype=np.float64)
+    r = braille.rasterise(screen, np.array(states, np.uint8), 2, 1)
+    assert r.winner[0, 0] == winner
+    assert r.winner[0, 1] == 0 and r.bits[0, 1] == 0
+
+
+def test_row_runs_split_on_state_and_empty_cells() -> None:
+    bits = np.array([1, 1, 0, 2, 2, 2], np.uint8)
+    winner = np.array([1, 1, 0, 1, 4, 4], np.uint8)
+    runs = braille.row_runs(bits, winner)
+    assert [(len(t), k) for t, k in runs] == [(2, 1), (1, -1), (1, 1), (2, 4)]
+    assert runs[1][0] == " "
+
+
+def test_normalise_flips_y_and_handles_degenerate_axes() -> None:
+    norm = braille.normalise(np.array([[0, 0], [10, 0], [5, 0]], np.float32))
+    assert norm[:, 0].tolist() == [0.0, 1.0, 0.5]
+    assert norm[:, 1].tolist() == [0.5, 0.5, 0.5]
+    norm = braille.normalise(np.array([[0, 0], [1, 2], [np.inf, 1]]))
+    assert norm[0, 1] == 1.0 and norm[1, 1] == 0.0  # higher data y is higher on screen
+    assert np.isnan(norm[2]).all()
+
+
+def test_zoom_maps_the_cursor_to_the_centre() -> None:
+    norm = np.array([[0.3, 0.7], [0.0, 0.0], [1.0, 1.0]])
+    view = View().zoomed(4.0, (0.3, 0.7))
+    screen = braille.project(norm, view, 40, 10)
+    assert screen[0] == pytest.approx([(80 - 1) / 2, (40 - 1) / 2])
+    assert view.zoom == 4.0
+    assert View(0.2, 0.2, 2.0).zoomed(0.5, (0.9, 0.9)) == View()  # back to the whole map
+    full = braille.project(norm, View(), 40, 10)
+    assert full[1].tolist() == [0.0, 0.0] and full[2].tolist() == [79.0, 39.0]
+
+
+def test_unproject_inverts_project() -> None:
+    view = View(0.4, 0.6, 8.0)
+    sx, sy = braille.project(np.array([[0.41, 0.58]]), view, 30, 12)[0]
+    assert braille.unproject(sx, sy, view, 30, 12) == pytest.approx((0.41, 0.58))
+
+
+# ---- direction search ---------------------------------------------------------------
+
+LAYOUT = np.array(
+    [
+        [0, 0],  # 0 origin
+        [10, 0],  # 1 straight right, farther
+        [5, 4],  # 2 right-ish, closer but off-axis
+        [3, 5],  # 3 below-right: outside the "right" cone, inside "down"
+        [-8, -1],  # 4 left; for "up" only the half-plane fallback reaches it
+    ],
+    dtype=np.float64,
+)
+
+
+@pytest.mark.parametrize(
+    ("direction", "expected"),
+    [("right", 1), ("down", 3), ("left", 4), ("up", 4)],
+)
+def test_nearest_in_direction_on_a_known_layout(direction: str, expected: int) -> None:
+    assert braille.nearest_in_direction(LAYOUT, 0, direction) == expected
+
+
+def test_nearest_in_direction_prefers_closer_when_equally_on_axis() -> None:
+    pts = np.array([[0, 0], [4, 1], [9, 1], [2, 2]], np.float64)
+    assert braille.nearest_in_direction(pts, 0, "right") == 3  # on the 45° edge, nearest
+    assert braille.nearest_in_direction(pts, 0, "right", off_axis_weight=5.0) == 1
+
+
+def test_nearest_in_direction_none_at_the_edge_and_ignores_duplicates_and_nan() -> None:
+    pts = np.array([[0, 0], [0, 0], [-3, 0], [np.nan, np.nan]], np.float64)
+    assert braille.nearest_in_direction(pts, 0, "right") is None
+    assert braille.nearest_in_direction(pts, 0, "left") == 2
+
+
+def test_nearest_point() -> None:
+    assert braille.nearest_point(LAYOUT, 9, 1) == 1
+    assert braille.nearest_point(np.zeros((0, 2)), 0, 0) is None
+
+
+# ---- pixel rendering ----------------------------------------------------------------
+
+
+def test_render_rgb_colours_points_by_state_with_priority() -> None:
+    norm = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
+    states = np.array([STATE_CORE, STATE_NONE, STATE_EXCLUDED], np.uint8)
+    img = braille.render_rgb(norm, states, View(), 21, 11, point_size=1)
+    assert img.shape == (11, 21, 3)
+    assert img[0, 0].tolist() == braille.PALETTE[STATE_CORE].tolist()
+    assert img[9, 19].tolist() == braille.PALETTE[STATE_EXCLUDED].tolist()
+    assert img[5, 5].tolist() == braille.BACKGROUND.tolist()
+
+
+# ---- row states ---------------------------------------------------------------------
+
+
+def test_row_states_tiers_and_exclusion_override() -> None:
+    votes = np.array([0, 1, 14, 18, 20, 20], np.int32)
+    excluded = np.array([0, 0, 0, 0, 0, 1], bool)
+    states = row_states(6, votes, 20, excluded)
+    assert states.tolist() == [0, 1, 2, 3, 3, 4]
+    assert row_states(3, None, 0, np.array([0, 1, 0], bool)).tolist() == [0, 4, 0]
+
+
+# ---- the widget ---------------------------------------------------------------------
+
+GRID = np.array([[x, y] for y in range(5) for x in range(5)], np.float32)  # 25 points
+
+
+class MapApp(App):
+    def __init__(self, coords: np.ndarray, states: np.ndarray | None = None) -> None:
+        super().__init__()
+        self.coords = coords
+        self.states = states
+        self.moves: list[int] = []
+
+    def compose(self) -> ComposeResult:
+        yield MapView()
+
+    def on_mount(self) -> None:
+        m = self.query_one(MapView)
+        m.set_coords(self.coords, "map: UMAP")
+        if self.states is not None:
+            m.set_states(self.states)
+        m.focus()
+
+    def on_map_view_cursor_moved(self, event: MapView.CursorMoved) -> None:
+        self.moves.append(event.row)
+
+
+def _row(x: int, y: int) -> int:
+    return y * 5 + x  # data y grows upwards, so screen "up" is data +y
+
+
+async def test_keys_move_cursor_to_neighbour_and_post_messages() -> None:
+    app = MapApp(GRID)
+    async with app.run_test(size=(40, 12)) as pilot:
+        m = app.query_one(MapView)
+        assert m.cursor_row == _row(2, 2)  # starts at the point nearest the middle
+        await pilot.press("right", "l", "up", "k", "k", "h")
+        assert app.moves == [_row(3, 2), _row(4, 2), _row(4, 3), _row(4, 4), _row(3, 4)]
+        assert m.cursor_row == _row(3, 4)
+        m.move_cursor_to(_row(0, 0))
+        await pilot.pause()
+        assert m.cursor_row == _row(0, 0) and app.moves[-1] == _row(3, 4)  # no message
+
+
+async def test_cursor_move_rebuilds_only_the_affected_rows() -> None:
+    coords = np.random.default_rng(3).normal(size=(3000, 2)).astype(np.float32)
+    app = MapApp(coords)
+    async with app.run_test(size=(60, 20)) as pilot:
+        m = app.query_one(MapView)
+        await pilot.pause()
+        built = m.rows_built
+        assert built == 19  # one strip per plot row
+        for key in ("right", "down", "left", "up"):
+            await pilot.press(key)
+            await pilot.pause()
+        assert 0 < m.rows_built - built <= 8
+        before = m.rows_built
+        m.set_states(np.full(3000, STATE_VARIABLE, np.uint8))
+        await pilot.pause()
+        assert m.rows_built - before == 19
+
+
+async def test_cursor_cell_is_drawn_and_label_line_shown() -> None:
+    states = np.zeros(25, np.uint8)
+    states[_row(0, 0)] = STATE_EXCLUDED
+    app = MapApp(GRID, states)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        m = app.query_one(MapView)
+        lines = [m.render_line(y).text for y in range(12)]
+        assert lines[0].startswith(" map: UMAP") and "braille" in lines[0]
+        assert sum(line.count("+") for line in lines[1:]) == 1
+        styles = [seg.style for y in range(1, 12) for seg in m.render_line(y) if seg.text.strip()]
+        assert any(s is not None and s.color is not None and s.color.name == "#ff4040" for s in styles)
+
+
+async def test_no_color_keeps_states_and_cursor_distinguishable(monkeypatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    states = np.zeros(25, np.uint8)
+    states[_row(0, 0)] = STATE_EXCLUDED
+    states[_row(4, 4)] = STATE_CORE
+    app = MapApp(GRID, states)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        assert app.no_color
+        m = app.query_one(MapView)
+        segs = [seg for y in range(1, 12) for seg in m.render_line(y) if seg.text.strip()]
+        cursor = [s for s in segs if s.text == "+"]
+        assert len(cursor) == 1 and cursor[0].style.reverse
+        reversed_points = [s for s in segs if s.text != "+" and s.style and s.style.reverse]
+        assert len(reversed_points) == 1  # the excluded one
+        assert any(s.style and s.style.underline for s in segs)  # core
+
+
+async def test_zoom_keys_centre_on_cursor_and_reset() -> None:
+    app = MapApp(GRID)
+    async with app.run_test(size=(40, 12)) as pilot:
+        m = app.query_one(MapView)
+        await pilot.press("right")
+        await pilot.press("plus")
+        assert m.view.zoom == 2.0
+        cx, cy = braille.normalise(GRID)[m.cursor_row]
+        assert (m.view.cx, m.view.cy) == pytest.approx((cx, cy))
+        await pilot.press("plus", "minus")
+        assert m.view.zoom == 2.0
+        await pilot.press("0")
+        assert m.view == View()
+
+
+async def test_cursor_moving_off_screen_pans_the_view() -> None:
+    app = MapApp(GRID)
+    async with app.run_test(size=(40, 12)) as pilot:
+        m = app.query_one(MapView)
+        for _ in range(3):
+            await pilot.press("plus")
+        for _ in range(2):
+            await pilot.press("right")
+        await pilot.pause()
+        assert m.cursor_row == _row(4, 2)
+        lines = [m.render_line(y).text for y in range(1, 12)]
+        assert sum(line.count("+") for line in lines) == 1
+
+
+async def test_click_picks_the_nearest_point() -> None:
+    app = MapApp(GRID)
+    async with app.run_test(size=(40, 12)) as pilot:
+        m = app.query_one(MapView)
+        await pilot.click(MapView, offset=(0, 11))  # bottom-left corner of the plot
+        assert m.cursor_row == _row(0, 0) and app.moves == [_row(0, 0)]
+
+
+async def test_g_cycles_graphics_modes_and_mounts_an_image_for_pixel_modes() -> None:
+    app = MapApp(GRID)
+    async with app.run_test(size=(40, 12)) as pilot:
+        m = app.query_one(MapView)
+        assert map_mode(GraphicsMode.AUTO) is GraphicsMode.TEXT  # tests run without a tty
+        seen = []
+        for _ in range(5):
+            await pilot.press("g")
+            await pilot.pause()
+            seen.append((m.graphics, len(m.children)))
+        assert seen == [
+            (GraphicsMode.SIXEL, 1),
+            (GraphicsMode.KITTY, 1),
+            (GraphicsMode.HALFCELL, 1),
+            (GraphicsMode.TEXT, 0),
+            (GraphicsMode.AUTO, 0),
+        ]
+
+
+def test_graphics_mode_parse_accepts_cli_spellings() -> None:
+    assert GraphicsMode.parse("half-cell") is GraphicsMode.HALFCELL
+    assert GraphicsMode.parse("tgp") is GraphicsMode.KITTY
+    assert GraphicsMode.parse(None) is GraphicsMode.AUTO
+    with pytest.raises(ValueError):
+        GraphicsMode.parse("ascii-art")

@@ -1,0 +1,491 @@
+"""The thumbnail list pane: one two-line item per image, selected images first.
+
+Virtualised with the Line API: the widget is a ScrollView whose virtual height is
+``2 × items``; ``render_line`` builds only the lines on screen from the numpy order
+array, so 100k rows cost what 20 do. Thumbnails are half-cell swatches (6×2 cells,
+6×4 pixels) made from the on-disk cache of :mod:`picksel.thumbs`; decoding runs in a
+small thread pool, skips rows that scrolled away before their turn, and posts a
+message back to the UI thread. Decoded swatches live in a bounded LRU, so memory
+stays flat however far the user scrolls.
+
+Programmatic calls (``set_model``, ``focus_row``) never post ``Highlighted``; only
+the user's keys and clicks do, so the app can make the map and the list follow each
+other without a message ping-pong. ``focus_row`` on a row the current filter hides
+switches the filter to "all" (every row is visible there) and highlights it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from picksel.thumbs import is_placeholder, load_thumbnail
+from picksel.tui.viewstate import (
+    STATE_CORE,
+    STATE_EXCLUDED,
+    STATE_NONE,
+    STATE_STABLE,
+    STATE_VARIABLE,
+    ViewModel,
+)
+from PIL import Image, ImageOps
+from rich.segment import Segment
+from rich.style import Style
+from textual import events, on
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+FILTERS = ("all", "selected", "excluded", "favorites")
+ITEM_HEIGHT = 2
+THUMB_CELLS = 6  # swatch width in cells; height is ITEM_HEIGHT cells = 4 pixels
+THUMB_CACHE_SIZE = 64  # pixel size of the on-disk thumbnails the swatches come from
+SWATCH_LRU = 4096  # decoded swatches kept in memory
+
+ThumbLoader = Callable[[Path, str, Path, int], Image.Image]
+
+_BADGE = {
+    STATE_NONE: ("", Style()),
+    STATE_VARIABLE: ("variable", Style(color="#5fd75f")),
+    STATE_STABLE: ("stable", Style(color="#00d7d7")),
+    STATE_CORE: ("core", Style(color="#ff5fff", bold=True)),
+    STATE_EXCLUDED: ("excluded", Style(color="#ff4040", bold=True)),
+}
+_BADGE_MONO = {
+    STATE_NONE: Style(),
+    STATE_VARIABLE: Style(),
+    STATE_STABLE: Style(bold=True),
+    STATE_CORE: Style(bold=True, underline=True),
+    STATE_EXCLUDED: Style(bold=True, reverse=True),
+}
+_PLAIN = Style()
+_NAME = Style(bold=True)
+_DIM = Style(dim=True)
+_MARK_EXCLUDED = Style(color="#ff4040", bold=True)
+_MARK_PIN = Style(color="#ffd700", bold=True)
+_MARK_FAV = Style(color="#ffaf00", bold=True)
+_LOADING = Style(color="#444444")
+_BROKEN = Style(color="#ff4040")
+_HIGHLIGHT = Style(bgcolor="#264f78")
+_HIGHLIGHT_BLUR = Style(bgcolor="#3a3a3a")
+_HIGHLIGHT_MONO = Style(reverse=True)
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells with an ellipsis (file names are mostly ASCII)."""
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + "…"
+
+
+def swatch_segments(image: Image.Image) -> tuple[list[Segment], list[Segment]]:
+    """Two lines of half-cell segments (upper/lower pixel per cell) for a thumbnail."""
+    if is_placeholder(image):
+        text = _fit(" n/a", THUMB_CELLS).ljust(THUMB_CELLS)
+        return [Segment(text, _BROKEN)], [Segment(" " * THUMB_CELLS, _PLAIN)]
+    px = ImageOps.fit(image.convert("RGB"), (THUMB_CELLS, ITEM_HEIGHT * 2), Image.Resampling.BOX)
+    arr = np.asarray(px, dtype=np.uint8)
+    lines: list[list[Segment]] = []
+    for line in range(ITEM_HEIGHT):
+        top, bottom = arr[2 * line], arr[2 * line + 1]
+        segs = []
+        for c in range(THUMB_CELLS):
+            fg = "#{:02x}{:02x}{:02x}".format(*top[c].tolist())
+            bg = "#{:02x}{:02x}{:02x}".format(*bottom[c].tolist())
+            segs.append(Segment("▀", Style(color=fg, bgcolor=bg)))
+        lines.append(segs)
+    return lines[0], lines[1]
+
+
+class _ThumbReady(Message):
+    """A worker finished decoding the swatch of ``row`` (for model ``generation``)."""
+
+    def __init__(self, row: int, generation: int, lines: tuple[list[Segment], list[Segment]]) -> None:
+        super().__init__()
+        self.row = row
+        self.generation = generation
+        self.lines = lines
+
+
+class ThumbList(ScrollView, can_focus=True):
+    """Virtualised list of the album's images with thumbnails, tiers and marks."""
+
+    DEFAULT_CSS = """
+    ThumbList {
+        width: 1fr;
+        height: 1fr;
+        border: round $foreground 30%;
+        border-title-color: $text-muted;
+        scrollbar-size-vertical: 1;
+        overflow-x: hidden;
+    }
+    ThumbList:focus {
+        border: round $accent;
+        border-title-color: $text;
+    }
+    """
+
+    BINDINGS = [
+        Binding("up,k", "move(-1)", "Up", show=False),
+        Binding("down,j", "move(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
+        Binding("enter", "activate", "Preview"),
+        Binding("v", "cycle_filter", "Filter"),
+    ]
+
+    filter: reactive[str] = reactive("all", init=False)
+
+    class Highlighted(Message):
+        """The user moved the highlight to index row ``row``."""
+
+        def __init__(self, thumb_list: ThumbList, row: int) -> None:
+            super().__init__()
+            self.thumb_list = thumb_list
+            self.row = row
+
+        @property
+        def control(self) -> ThumbList:
+            return self.thumb_list
+
+    class Activated(Message):
+        """The user pressed enter (or clicked the highlighted item) on index row ``row``."""
+
+        def __init__(self, thumb_list: ThumbList, row: int) -> None:
+            super().__init__()
+            self.thumb_list = thumb_list
+            self.row = row
+
+        @property
+        def control(self) -> ThumbList:
+            return self.thumb_list
+
+    def __init__(
+        self,
+        *,
+        loader: ThumbLoader | None = None,
+        workers: int = 2,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self._loader: ThumbLoader = loader or load_thumbnail
+        self._workers = max(1, workers)
+        self._pool: ThreadPoolExecutor | None = None
+        self._vm: ViewModel | None = None
+        self._order_all = np.zeros(0, dtype=np.int64)
+        self._consensus = np.zeros(0, dtype=np.int64)
+        self._order = np.zeros(0, dtype=np.int64)  # index rows of the filtered list
+        self._pos = np.zeros(0, dtype=np.int64)  # index row -> position in _order, -1 hidden
+        self._cursor = 0  # position of the highlight in _order
+        self._generation = 0
+        self._swatches: OrderedDict[int, tuple[list[Segment], list[Segment]]] = OrderedDict()
+        self._pending: set[int] = set()
+        self._lock = threading.Lock()
+        self._wanted = (0, -1)  # item positions on screen (read by workers)
+        self.lines_rendered = 0  # tests/bench: render_line calls that built a line
+        self.thumb_requests = 0  # tests/bench: thumbnails submitted for decoding
+
+    # ---- public API ---------------------------------------------------------------
+
+    @property
+    def model(self) -> ViewModel | None:
+        return self._vm
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Index rows in display order under the current filter (read-only view)."""
+        view = self._order.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def highlighted_row(self) -> int | None:
+        """Index row of the highlighted item (None when the filtered list is empty)."""
+        if 0 <= self._cursor < len(self._order):
+            return int(self._order[self._cursor])
+        return None
+
+    def set_model(self, vm: ViewModel) -> None:
+        """Show ``vm``; keeps the highlighted row (if still listed) and, when the paths
+        did not change, the decoded thumbnails."""
+        keep = self.highlighted_row
+        old = self._vm
+        same_files = old is not None and old.root == vm.root and (
+            old.paths is vm.paths or old.paths == vm.paths
+        )
+        if not same_files:
+            self._generation += 1
+            with self._lock:
+                self._swatches.clear()
+                self._pending.clear()
+        self._vm = vm
+        n = len(vm.paths)
+        consensus = np.asarray(vm.consensus, dtype=np.int64)
+        consensus = consensus[(consensus >= 0) & (consensus < n)]
+        _, first = np.unique(consensus, return_index=True)
+        consensus = consensus[np.sort(first)]  # drop duplicates, keep consensus order
+        rest = np.ones(n, dtype=bool)
+        rest[consensus] = False
+        self._order_all = np.concatenate((consensus, np.flatnonzero(rest))).astype(np.int64)
+        self._consensus = consensus
+        self._apply_filter(keep)
+
+    def cycle_filter(self) -> None:
+        """all → selected → excluded → favorites → all."""
+        self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
+
+    def focus_row(self, row: int) -> None:
+        """Highlight index row ``row`` and scroll it into view. A row hidden by the
+        filter switches the filter to "all" first. Posts nothing."""
+        if self._vm is None or not (0 <= row < len(self._vm.paths)):
+            return
+        if self._pos[row] < 0:
+            self.filter = "all"  # the watcher rebuilds the order synchronously
+        pos = int(self._pos[row])
+        if pos >= 0:
+            self._move_to(pos, post=False, centre=True)
+
+    # ---- reactive -----------------------------------------------------------------
+
+    def validate_filter(self, value: str) -> str:
+        if value not in FILTERS:
+            raise ValueError(f"unknown filter {value!r}; one of {', '.join(FILTERS)}")
+        return value
+
+    def watch_filter(self, old: str, new: str) -> None:
+        self._apply_filter(self.highlighted_row)
+
+    # ---- actions ------------------------------------------------------------------
+
+    def action_move(self, delta: int) -> None:
+        if len(self._order):
+            self._move_to(self._cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        if len(self._order):
+            self._move_to(self._cursor + direction * self._page_items())
+
+    def action_first(self) -> None:
+        if len(self._order):
+            self._move_to(0)
+
+    def action_last(self) -> None:
+        if len(self._order):
+            self._move_to(len(self._order) - 1)
+
+    def action_activate(self) -> None:
+        row = self.highlighted_row
+        if row is not None:
+            self.post_message(self.Activated(self, row))
+
+    def action_cycle_filter(self) -> None:
+        self.cycle_filter()
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        pos = (offset.y + int(self.scroll_offset.y)) // ITEM_HEIGHT
+        if 0 <= pos < len(self._order):
+            if pos == self._cursor and event.chain >= 2:
+                self.action_activate()
+            else:
+                self._move_to(pos)
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def on_unmount(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    @on(_ThumbReady)
+    def _thumb_ready(self, message: _ThumbReady) -> None:
+        with self._lock:
+            self._pending.discard(message.row)
+            if message.generation != self._generation:
+                return
+            self._swatches[message.row] = message.lines
+            while len(self._swatches) > SWATCH_LRU:
+                self._swatches.popitem(last=False)
+        pos = int(self._pos[message.row]) if message.row < len(self._pos) else -1
+        if pos >= 0:
+            top = pos * ITEM_HEIGHT - int(self.scroll_offset.y)
+            if -ITEM_HEIGHT < top < self.size.height:
+                self.refresh()
+
+    # ---- rendering ----------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        scroll_y = int(self.scroll_offset.y)
+        vy = y + scroll_y
+        pos, line = divmod(vy, ITEM_HEIGHT)
+        first = scroll_y // ITEM_HEIGHT
+        self._wanted = (first - 2, first + self.size.height // ITEM_HEIGHT + 2)
+        if self._vm is None or not (0 <= pos < len(self._order)):
+            return Strip.blank(width, _PLAIN)
+        self.lines_rendered += 1
+        return self._build_line(pos, line, width)
+
+    def _build_line(self, pos: int, line: int, width: int) -> Strip:
+        vm = self._vm
+        assert vm is not None
+        row = int(self._order[pos])
+        no_color = self._no_color()
+        thumb = self._thumb(row)
+        segs: list[Segment] = list(thumb[line]) if thumb else [Segment("░" * THUMB_CELLS, _LOADING)]
+        segs.append(Segment(" ", _PLAIN))
+        text_w = max(0, width - THUMB_CELLS - 1)
+        rel = PurePosixPath(vm.paths[row])
+        state = int(vm.states[row]) if row < len(vm.states) else STATE_NONE
+        text: list[Segment] = []
+        if line == 0:
+            freq = float(vm.frequency[row]) if vm.votes[row] > 0 else None
+            right = f"{freq:3.0f}%" if freq is not None else ""
+            marks = [
+                ("x" if vm.excluded[row] else " ", _MARK_EXCLUDED),
+                ("p" if vm.pinned[row] else " ", _MARK_PIN),
+                ("*" if vm.favorite[row] else " ", _MARK_FAV),
+            ]
+            text.extend(Segment(ch, st) for ch, st in marks)
+            name_w = max(0, text_w - 4 - len(right) - 1)
+            name = _fit(rel.name, name_w)
+            text.append(Segment(" " + name, _NAME))
+            pad = text_w - 4 - len(name) - len(right)
+            text.append(Segment(" " * max(1, pad), _PLAIN))
+            text.append(Segment(right, _DIM))
+        else:
+            badge, badge_style = _BADGE.get(state, ("", Style()))
+            if no_color:
+                badge_style = _BADGE_MONO.get(state, Style())
+            sub = rel.parent.as_posix()
+            sub = "." if sub in ("", ".") else sub
+            sub_w = max(0, text_w - 4 - len(badge) - 1)
+            sub = _fit(sub, sub_w)
+            text.append(Segment("    " + sub, _DIM))
+            pad = text_w - 4 - len(sub) - len(badge)
+            text.append(Segment(" " * max(1, pad), _PLAIN))
+            text.append(Segment(badge, badge_style))
+        if pos == self._cursor:
+            hl = _HIGHLIGHT_MONO if no_color else (_HIGHLIGHT if self.has_focus else _HIGHLIGHT_BLUR)
+            text = [Segment(t, (s or Style()) + hl) for t, s, _ in text]
+        strip = Strip(segs + text)
+        return strip.crop_pad(width, 0, 0, Style()) if strip.cell_length != width else strip
+
+    def _no_color(self) -> bool:
+        return bool(getattr(self.app, "no_color", False)) if self.is_attached else False
+
+    # ---- thumbnails ---------------------------------------------------------------
+
+    def _thumb(self, row: int) -> tuple[list[Segment], list[Segment]] | None:
+        with self._lock:
+            hit = self._swatches.get(row)
+            if hit is not None:
+                self._swatches.move_to_end(row)
+                return hit
+            if row in self._pending:
+                return None
+            self._pending.add(row)
+        vm = self._vm
+        assert vm is not None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="picksel-thumbs")
+        self.thumb_requests += 1
+        self._pool.submit(
+            self._decode, row, vm.root, vm.paths[row], vm.state_dir, self._generation
+        )
+        return None
+
+    def _decode(self, row: int, root: Path, rel: str, state_dir: Path, generation: int) -> None:
+        """Worker thread: decode one swatch unless it scrolled far away meanwhile."""
+        try:
+            lo, hi = self._wanted
+            pos = int(self._pos[row]) if row < len(self._pos) else -1
+            if generation != self._generation or not (lo <= pos <= hi):
+                with self._lock:
+                    self._pending.discard(row)
+                return
+            image = self._loader(root, rel, state_dir, THUMB_CACHE_SIZE)
+            lines = swatch_segments(image)
+        except Exception:  # never let a worker die silently with the row stuck pending
+            from picksel.thumbs import placeholder
+
+            lines = swatch_segments(placeholder(THUMB_CELLS, "error"))
+        self.post_message(_ThumbReady(row, generation, lines))
+
+    # ---- internals ----------------------------------------------------------------
+
+    def _apply_filter(self, keep: int | None) -> None:
+        vm = self._vm
+        if vm is None:
+            return
+        n = len(vm.paths)
+        order = self._order_all
+        if self.filter == "selected":
+            order = self._consensus
+        elif self.filter == "excluded":
+            order = order[np.asarray(vm.excluded, dtype=bool)[order]]
+        elif self.filter == "favorites":
+            order = order[np.asarray(vm.favorite, dtype=bool)[order]]
+        self._order = order
+        pos = np.full(n, -1, dtype=np.int64)
+        pos[order] = np.arange(len(order), dtype=np.int64)
+        self._pos = pos
+        self.virtual_size = Size(self.scrollable_content_region.width, len(order) * ITEM_HEIGHT)
+        self.border_title = f"{self.filter} · {len(order):,} of {n:,}"
+        if keep is not None and 0 <= keep < n and pos[keep] >= 0:
+            self._cursor = int(pos[keep])
+        else:
+            self._cursor = 0
+        self._scroll_into_view(centre=False)
+        self.refresh()
+
+    def _page_items(self) -> int:
+        return max(1, self.scrollable_content_region.height // ITEM_HEIGHT - 1)
+
+    def _move_to(self, pos: int, *, post: bool = True, centre: bool = False) -> None:
+        pos = max(0, min(len(self._order) - 1, pos))
+        changed = pos != self._cursor
+        self._cursor = pos
+        self._scroll_into_view(centre=centre)
+        self.refresh()
+        if post and changed:
+            self.post_message(self.Highlighted(self, int(self._order[pos])))
+
+    def _scroll_into_view(self, *, centre: bool) -> None:
+        height = self.scrollable_content_region.height
+        if height <= 0:
+            return
+        top = self._cursor * ITEM_HEIGHT
+        scroll_y = int(self.scroll_offset.y)
+        if centre and not (scroll_y <= top and top + ITEM_HEIGHT <= scroll_y + height):
+            target = top - (height - ITEM_HEIGHT) // 2
+        elif top < scroll_y:
+            target = top
+        elif top + ITEM_HEIGHT > scroll_y + height:
+            target = top + ITEM_HEIGHT - height
+        else:
+            return
+        self.scroll_to(y=max(0, target), animate=False, immediate=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self._order) * ITEM_HEIGHT)
+        self._scroll_into_view(centre=False)
