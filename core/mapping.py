@@ -263,12 +263,34 @@ class _EpochReporter:
         pass
 
 
+def _distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row index of the first copy of each distinct row, inverse) for a float32 matrix.
+
+    UMAP misbehaves on exact duplicates (zero distances, too few neighbours), so they are
+    laid out once. A random projection proves most albums duplicate-free in one matrix
+    product; only when projections collide are the rows compared byte for byte.
+    """
+    n = x.shape[0]
+    every = np.arange(n)
+    if n < 2:
+        return every, every
+    r = np.random.default_rng(0).standard_normal(x.shape[1]).astype(np.float32)
+    if np.unique(x @ r).size == n:
+        return every, every
+    rows = np.ascontiguousarray(x).view(np.dtype((np.void, x.shape[1] * x.itemsize))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # keep album order among distinct rows
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return first[order], rank[np.asarray(inverse).reshape(-1)]
+
+
 def umap_possible(emb: np.ndarray) -> bool:
     """True when UMAP can lay these embeddings out (enough distinct rows, D >= 2)."""
     x = _as_matrix(emb)
     if x.shape[0] < MIN_UMAP_POINTS or x.shape[1] < 2:
         return False
-    return np.unique(x, axis=0).shape[0] >= MIN_UMAP_POINTS
+    return _distinct_rows(x)[0].size >= MIN_UMAP_POINTS
 
 
 def umap_map(
@@ -295,8 +317,8 @@ def umap_map(
     if not umap_possible(x):
         progress(total, total, "map ready (PCA: too few distinct images for UMAP)")
         return pca_map(x)
-    uniq, inverse = np.unique(x, axis=0, return_inverse=True)
-    inverse = np.asarray(inverse).reshape(-1)
+    first, inverse = _distinct_rows(x)
+    uniq = x[first]
     m = uniq.shape[0]
     k = min(N_NEIGHBORS, m - 1)
 
@@ -335,7 +357,7 @@ def umap_map(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        layout = reducer.fit_transform(uniq.astype(np.float32))
+        layout = reducer.fit_transform(uniq)
     if cancel():
         raise Cancelled()
     coords = np.asarray(layout, dtype=np.float32)[inverse]

@@ -332,3 +332,13 @@ def test_numba_cache_default_is_temporary() -> None:
         assert type(numba.njit(fastmath=True)(add)._cache).__name__ == "FunctionCache"
         assert type(numba.njit(cache=False)(add)._cache).__name__ == "NullCache"
     assert numba.njit is before
+
+
+def test_distinct_rows_keeps_album_order() -> None:
+    x = np.array([[3, 0], [1, 0], [3, 0], [2, 0], [1, 0]], dtype=np.float32)
+    first, inverse = mapping._distinct_rows(x)
+    assert first.tolist() == [0, 1, 3]
+    assert inverse.tolist() == [0, 1, 0, 2, 1]
+    y = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    first, inverse = mapping._distinct_rows(y)
+    assert first.tolist() == list(range(50)) and inverse.tolist() == list(range(50))
