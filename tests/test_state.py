@@ -261,3 +261,20 @@ def test_save_into_readonly_dir_is_a_clear_error(tmp_path: Path):
             save_state(tmp_path / "sub", AlbumState())
     finally:
         tmp_path.chmod(0o700)
+
+
+def test_from_result_with_the_real_selection(tmp_path: Path):
+    select = pytest.importorskip("picksel.select")
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(30, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    paths = [f"d{i % 3}/{i:03d}.png" for i in range(30)]
+    result = select.run_selection(emb, method="fps", count=5, iterations=4, seed=11)
+    sel = SavedSelection.from_result(result, paths, "fp")
+    assert sel.consensus == [paths[i] for i in result.consensus]
+    assert sum(sel.votes.values()) == int(result.votes.sum())
+    for row, path in enumerate(paths):
+        assert sel.frequency(path) == pytest.approx(float(result.frequency[row]))
+    state = AlbumState(selection=sel)
+    save_state(tmp_path, state)
+    assert load_state(tmp_path) == (state, None)
