@@ -1,0 +1,167 @@
+"""Thumbnail list: order, filters, keys, messages and virtualisation."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+from picksel.tui.viewstate import ViewModel
+from picksel.tui.widgets.thumblist import ITEM_HEIGHT, ThumbList
+from PIL import Image
+from textual.app import App, ComposeResult
+from tui_helpers import album_view_model, fake_view_model, make_view_model
+
+
+class CountingLoader:
+    """Thumbnail loader that records requests and returns a flat colour."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, root: Path, rel: str, state_dir: Path, size: int) -> Image.Image:
+        with self.lock:
+            self.calls.append(rel)
+        return Image.new("RGB", (size, size), (200, 100, 50))
+
+
+class ListApp(App):
+    def __init__(self, vm: ViewModel, loader=None) -> None:
+        super().__init__()
+        self.vm = vm
+        self.loader = loader
+        self.events: list[tuple[str, int]] = []
+
+    def compose(self) -> ComposeResult:
+        yield ThumbList(loader=self.loader)
+
+    def on_mount(self) -> None:
+        t = self.query_one(ThumbList)
+        t.set_model(self.vm)
+        t.focus()
+
+    def on_thumb_list_highlighted(self, event: ThumbList.Highlighted) -> None:
+        self.events.append(("highlighted", event.row))
+
+    def on_thumb_list_activated(self, event: ThumbList.Activated) -> None:
+        self.events.append(("activated", event.row))
+
+
+def _vm(n: int = 10) -> ViewModel:
+    votes = np.zeros(n, np.int32)
+    votes[[7, 2, 5]] = [20, 12, 20]  # 5 and 7 tie: lower row first
+    excluded = np.zeros(n, bool)
+    excluded[[1, 8]] = True
+    favorite = np.zeros(n, bool)
+    favorite[[5, 3]] = True
+    paths = [f"sub{i % 2}/img{i:02d}.jpg" for i in range(n)]
+    return make_view_model(Path("/nowhere"), paths, votes=votes, iterations=20,
+                           excluded=excluded, favorite=favorite)
+
+
+async def test_order_is_selected_by_votes_then_the_rest_in_index_order() -> None:
+    app = ListApp(_vm(), CountingLoader())
+    async with app.run_test(size=(60, 20)):
+        t = app.query_one(ThumbList)
+        assert t.rows.tolist() == [5, 7, 2, 0, 1, 3, 4, 6, 8, 9]
+        assert t.highlighted_row == 5
+        assert "all" in t.border_title and "10" in t.border_title
+
+
+async def test_v_cycles_filters_with_counts_in_the_title() -> None:
+    app = ListApp(_vm(), CountingLoader())
+    async with app.run_test(size=(60, 20)) as pilot:
+        t = app.query_one(ThumbList)
+        seen = []
+        for _ in range(4):
+            await pilot.press("v")
+            seen.append((t.filter, t.rows.tolist(), t.border_title))
+        assert [s[:2] for s in seen] == [
+            ("selected", [5, 7, 2]),
+            ("excluded", [1, 8]),
+            ("favorites", [5, 3]),
+            ("all", [5, 7, 2, 0, 1, 3, 4, 6, 8, 9]),
+        ]
+        assert seen[0][2].startswith("selected · 3 of 10")
+        assert seen[1][2].startswith("excluded · 2 of 10")
+
+
+async def test_keys_move_the_highlight_and_post_messages() -> None:
+    app = ListApp(_vm(), CountingLoader())
+    async with app.run_test(size=(60, 10)) as pilot:
+        t = app.query_one(ThumbList)
+        await pilot.press("down", "j", "k", "end", "home", "pagedown", "enter")
+        page = max(1, t.scrollable_content_region.height // ITEM_HEIGHT - 1)
+        order = [5, 7, 2, 0, 1, 3, 4, 6, 8, 9]
+        assert app.events == [
+            ("highlighted", 7), ("highlighted", 2), ("highlighted", 7),
+            ("highlighted", 9), ("highlighted", 5), ("highlighted", order[page]),
+            ("activated", order[page]),
+        ]
+        await pilot.press("end")
+        await pilot.pause()
+        # The last item is on screen: its name is in one of the rendered lines.
+        text = [t.render_line(y).text for y in range(t.size.height)]
+        assert any("img09.jpg" in line for line in text)
+
+
+async def test_focus_row_switches_to_all_for_hidden_rows_and_posts_nothing() -> None:
+    app = ListApp(_vm(), CountingLoader())
+    async with app.run_test(size=(60, 20)) as pilot:
+        t = app.query_one(ThumbList)
+        t.filter = "selected"
+        t.focus_row(2)
+        assert t.filter == "selected" and t.highlighted_row == 2
+        t.focus_row(9)
+        await pilot.pause()
+        assert t.filter == "all" and t.highlighted_row == 9
+        assert app.events == []
+
+
+async def test_highlight_survives_a_new_model() -> None:
+    app = ListApp(_vm(), CountingLoader())
+    async with app.run_test(size=(60, 20)) as pilot:
+        t = app.query_one(ThumbList)
+        t.focus_row(4)
+        vm = _vm()
+        vm.consensus = np.array([4, 0], np.int64)
+        t.set_model(vm)
+        await pilot.pause()
+        assert t.rows.tolist()[:2] == [4, 0] and t.highlighted_row == 4
+
+
+async def test_100k_rows_only_build_visible_lines_and_thumbnails() -> None:
+    loader = CountingLoader()
+    vm = fake_view_model(100_000)
+    app = ListApp(vm, loader)
+    async with app.run_test(size=(60, 22)) as pilot:
+        t = app.query_one(ThumbList)
+        await pilot.pause(0.2)
+        visible_items = t.size.height // ITEM_HEIGHT + 1
+        assert 0 < t.lines_rendered <= 4 * t.size.height
+        assert t.thumb_requests <= visible_items
+        before_lines, before_requests = t.lines_rendered, t.thumb_requests
+        for _ in range(5):
+            await pilot.press("pagedown")
+        await pilot.pause(0.2)
+        assert t.lines_rendered - before_lines <= 5 * 4 * t.size.height
+        assert t.thumb_requests - before_requests <= 5 * visible_items
+        assert len(loader.calls) <= t.thumb_requests
+
+
+async def test_real_thumbnails_decode_in_the_background(small_album: Path, tmp_path: Path) -> None:
+    vm = album_view_model(small_album)
+    vm.state_dir = tmp_path / "state"
+    app = ListApp(vm)  # the real loader: picksel.thumbs.load_thumbnail
+    async with app.run_test(size=(60, 40)) as pilot:
+        t = app.query_one(ThumbList)
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if not t._pending and len(t._swatches) >= min(len(vm.paths), 18):
+                break
+        lines = [t.render_line(y) for y in range(t.size.height)]
+        half_cells = [seg for line in lines for seg in line if seg.text == "▀"]
+        assert len(half_cells) >= 6 * 2 * 10  # decoded swatches, 6 cells × 2 lines each
+        assert any("n/a" in line.text for line in lines)  # broken.jpg: placeholder, no crash
+        assert list((vm.state_dir / "thumbs" / "64").glob("*.png"))

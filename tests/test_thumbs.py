@@ -1,0 +1,80 @@
+"""On-disk thumbnail cache: hits, invalidation by mtime, placeholders for bad files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import picksel.thumbs as thumbs
+import pytest
+from PIL import Image
+
+
+def _first_jpeg(album: Path) -> str:
+    return sorted(p.relative_to(album).as_posix() for p in album.rglob("*.jpg") if p.name != "broken.jpg")[0]
+
+
+def test_miss_writes_cache_then_hit_does_not_decode(small_album: Path, tmp_path: Path, monkeypatch) -> None:
+    state = tmp_path / "state"
+    rel = _first_jpeg(small_album)
+    img = thumbs.load_thumbnail(small_album, rel, state, 64)
+    assert img.mode == "RGB" and max(img.size) == 64 and not thumbs.is_placeholder(img)
+    cached = thumbs.thumbnail_path(small_album, rel, state, 64)
+    assert cached.is_file() and cached.parent == state / "thumbs" / "64"
+
+    def boom(path: Path, size: int) -> Image.Image:
+        raise AssertionError("decoded again despite a cache entry")
+
+    monkeypatch.setattr(thumbs, "thumbnail", boom)
+    again = thumbs.load_thumbnail(small_album, rel, state, 64)
+    assert again.size == img.size
+    assert np.array_equal(np.asarray(again), np.asarray(img))
+
+
+def test_changed_mtime_gives_a_new_entry(small_album: Path, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    rel = _first_jpeg(small_album)
+    first = thumbs.thumbnail_path(small_album, rel, state, 64)
+    thumbs.load_thumbnail(small_album, rel, state, 64)
+    path = small_album / rel
+    Image.new("RGB", (80, 40), (0, 200, 0)).save(path)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    second = thumbs.thumbnail_path(small_album, rel, state, 64)
+    assert second != first and not second.exists()
+    img = thumbs.load_thumbnail(small_album, rel, state, 64)
+    assert second.is_file()
+    assert img.size == (64, 32) and img.getpixel((10, 10)) == pytest.approx((0, 200, 0), abs=3)
+
+
+def test_size_is_part_of_the_key(small_album: Path, tmp_path: Path) -> None:
+    rel = _first_jpeg(small_album)
+    a = thumbs.thumbnail_path(small_album, rel, tmp_path, 32)
+    b = thumbs.thumbnail_path(small_album, rel, tmp_path, 64)
+    assert a != b
+
+
+@pytest.mark.parametrize("rel", ["digits/broken.jpg", "photos/does-not-exist.jpg"])
+def test_unreadable_image_gives_placeholder_not_cached(small_album: Path, tmp_path: Path, rel: str) -> None:
+    img = thumbs.load_thumbnail(small_album, rel, tmp_path, 64)
+    assert thumbs.is_placeholder(img) and img.size == (64, 64)
+    assert not thumbs.thumbnail_path(small_album, rel, tmp_path, 64).exists()
+
+
+def test_corrupt_cache_entry_is_rebuilt(small_album: Path, tmp_path: Path) -> None:
+    rel = "digits/00.png"
+    cached = thumbs.thumbnail_path(small_album, rel, tmp_path, 64)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"not a png")
+    img = thumbs.load_thumbnail(small_album, rel, tmp_path, 64)
+    assert not thumbs.is_placeholder(img)
+    with Image.open(cached) as im:
+        assert im.size == img.size
+
+
+def test_read_only_state_dir_still_serves(small_album: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state dir should be")
+    img = thumbs.load_thumbnail(small_album, "digits/01.png", blocker, 32)
+    assert img.size == (32, 32) and not thumbs.is_placeholder(img)
