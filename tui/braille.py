@@ -120,55 +120,81 @@ def unproject(sx: float, sy: float, view: View, width: int, height: int) -> tupl
 
 
 def dot_indices(screen: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Integer dot positions and the mask of points that land on the grid."""
+    """Integer dot positions (int32) and the mask of points that land on the grid."""
     with np.errstate(invalid="ignore"):
-        fx = np.rint(screen[:, 0])
-        fy = np.rint(screen[:, 1])
-        inside = (fx >= 0) & (fx < 2 * width) & (fy >= 0) & (fy < 4 * height)
-    ix = np.where(inside, fx, 0).astype(np.int64)
-    iy = np.where(inside, fy, 0).astype(np.int64)
-    return ix, iy, inside
+        f = np.floor(screen + 0.5)
+        inside = (f[:, 0] >= 0) & (f[:, 0] < 2 * width) & (f[:, 1] >= 0) & (f[:, 1] < 4 * height)
+    f[~inside] = 0
+    fi = f.astype(np.int32)
+    return fi[:, 0], fi[:, 1], inside
 
 
-def rasterise(screen: np.ndarray, states: np.ndarray, width: int, height: int) -> Raster:
-    """Braille bits and winning state per cell for points at ``screen`` dot positions.
+@dataclass
+class DotGrid:
+    """Where each on-grid point lands: ``slot = (cell * 8 + dot) * 8`` per point inside
+    the grid (8 state bytes per dot). Depends only on positions, so a new result (new
+    states) reuses it and the redraw is a single scatter into an occupancy table."""
 
-    Uses two boolean occupancy tables (cell×dot and cell×state) filled with one fancy
-    assignment each, so there is no Python loop over points and no ``ufunc.at``.
+    width: int
+    height: int
+    inside: np.ndarray  # bool (N,)
+    slot: np.ndarray  # int32 (inside.sum(),)
+
+
+def dot_grid(screen: np.ndarray, width: int, height: int) -> DotGrid:
+    width, height = max(0, int(width)), max(0, int(height))
+    ix, iy, inside = dot_indices(screen, width, height)
+    ix, iy = ix[inside], iy[inside]
+    cell = (iy >> 2) * width + (ix >> 1)
+    dot = ((iy & 3) << 1) | (ix & 1)
+    return DotGrid(width, height, inside, ((cell << 3) | dot) << 3)
+
+
+def rasterise_grid(grid: DotGrid, states: np.ndarray) -> Raster:
+    """Braille bits and winning state per cell, from a :class:`DotGrid` and states.
+
+    One boolean occupancy table of cell × dot × state (8 bytes per dot, one per state)
+    is filled with a single fancy assignment; viewing each dot's 8 bytes as one uint64
+    turns "is the dot lit" into ``!= 0`` and "which states does the cell hold" into an
+    OR over its 8 dots, so there is no Python loop over points and no ``ufunc.at``.
     """
-    width = max(0, int(width))
-    height = max(0, int(height))
+    width, height = grid.width, grid.height
     ncell = width * height
     if ncell == 0:
         z = np.zeros((height, width), dtype=np.uint8)
         return Raster(z, z.copy())
-    ix, iy, inside = dot_indices(screen, width, height)
-    ix, iy = ix[inside], iy[inside]
-    st = np.asarray(states, dtype=np.uint8)[inside]
-    cell = (iy >> 2) * width + (ix >> 1)
-    dot = (iy & 3) * 2 + (ix & 1)
-    occ = np.zeros(ncell * 8, dtype=bool)
-    occ[cell * 8 + dot] = True
-    bits = (occ.reshape(ncell, 8) @ _DOT_WEIGHTS).astype(np.uint8)
-    seen = np.zeros(ncell * N_STATES, dtype=bool)
-    seen[cell * N_STATES + np.minimum(st, N_STATES - 1)] = True
-    seen = seen.reshape(ncell, N_STATES)
-    winner = (N_STATES - 1 - np.argmax(seen[:, ::-1], axis=1)).astype(np.uint8)
+    st = np.minimum(np.asarray(states, dtype=np.uint8)[grid.inside], N_STATES - 1)
+    occ = np.zeros(ncell * 64, dtype=bool)
+    occ[grid.slot + st] = True
+    per_dot = occ.view(np.uint64).reshape(ncell, 8)
+    bits = ((per_dot != 0) @ _DOT_WEIGHTS).astype(np.uint8)
+    per_cell = np.bitwise_or.reduce(per_dot, axis=1)
+    state_bytes = per_cell.view(np.uint8).reshape(ncell, 8)[:, :N_STATES]
+    winner = (N_STATES - 1 - np.argmax(state_bytes[:, ::-1], axis=1)).astype(np.uint8)
     winner[bits == 0] = 0
     return Raster(bits.reshape(height, width), winner.reshape(height, width))
+
+
+def rasterise(screen: np.ndarray, states: np.ndarray, width: int, height: int) -> Raster:
+    """Braille bits and winning state per cell for points at ``screen`` dot positions."""
+    return rasterise_grid(dot_grid(screen, width, height), states)
 
 
 def row_runs(bits_row: np.ndarray, winner_row: np.ndarray) -> list[tuple[str, int]]:
     """One raster row as runs of ``(text, key)`` with a constant style key: the state
     code for drawn cells, -1 for empty cells."""
-    if bits_row.size == 0:
+    n = int(bits_row.size)
+    if n == 0:
         return []
     key = np.where(bits_row == 0, -1, winner_row.astype(np.int16))
-    text = "".join(CHARS[bits_row].tolist())
+    # The row's characters as one string without a Python join: a contiguous <U1
+    # array viewed as a single <Un string.
+    text = str(np.ascontiguousarray(CHARS[bits_row]).view(f"<U{n}")[0])
     cuts = np.flatnonzero(key[1:] != key[:-1]) + 1
-    starts = np.concatenate(([0], cuts))
-    ends = np.concatenate((cuts, [key.size]))
-    return [(text[s:e], int(key[s])) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+    starts = [0, *cuts.tolist()]
+    ends = [*cuts.tolist(), n]
+    keys = key[starts].tolist()
+    return [(text[s:e], k) for s, e, k in zip(starts, ends, keys, strict=True)]
 
 
 def nearest_in_direction(

@@ -132,6 +132,7 @@ class MapView(Widget, can_focus=True):
         # Caches, all keyed on the grid size they were built for.
         self._grid: tuple[int, int] = (0, 0)  # (width, plot height) in cells
         self._screen: np.ndarray | None = None  # projected points, dot units
+        self._dots: braille.DotGrid | None = None  # where each point lands (positions only)
         self._raster: braille.Raster | None = None
         self._strips: list[Strip | None] = []
         self._cursor_cell: tuple[int, int] | None = None  # (row, col) in the plot grid
@@ -301,6 +302,7 @@ class MapView(Widget, can_focus=True):
         if self._screen is None or self._grid != grid:
             self._grid = grid
             self._screen = braille.project(self._norm, self._view, *grid)
+            self._dots = braille.dot_grid(self._screen, *grid)
             self._raster = None
             self._strips = []
         return self._screen
@@ -308,9 +310,9 @@ class MapView(Widget, can_focus=True):
     def _ensure_raster(self) -> braille.Raster:
         screen = self._ensure_screen()
         if self._raster is None:
-            width, height = self._grid
-            self._raster = braille.rasterise(screen, self._states, width, height)
-            self._strips = [None] * height
+            assert self._dots is not None and screen is self._screen
+            self._raster = braille.rasterise_grid(self._dots, self._states)
+            self._strips = [None] * self._grid[1]
             self._cursor_cell = self._cell_of(self._cursor)
         return self._raster
 
@@ -399,6 +401,7 @@ class MapView(Widget, can_focus=True):
 
     def _invalidate_all(self) -> None:
         self._screen = None
+        self._dots = None
         self._raster = None
         self._strips = []
         self._cursor_cell = None

@@ -47,7 +47,7 @@ FILTERS = ("all", "selected", "excluded", "favorites")
 ITEM_HEIGHT = 2
 THUMB_CELLS = 6  # swatch width in cells; height is ITEM_HEIGHT cells = 4 pixels
 THUMB_CACHE_SIZE = 64  # pixel size of the on-disk thumbnails the swatches come from
-SWATCH_LRU = 4096  # decoded swatches kept in memory
+SWATCH_LRU = 600  # decoded swatches kept in memory (~25 screens; bounds memory)
 
 ThumbLoader = Callable[[Path, str, Path, int], Image.Image]
 

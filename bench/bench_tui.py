@@ -1,0 +1,225 @@
+"""TUI data-pane benchmarks (headless, inside ``App.run_test``).
+
+(a) map redraw at 100,000 points after a cursor move and after a new result
+    (``set_states``): the widget's own work, i.e. the action plus ``render_line`` for
+    every line (cached strips where nothing changed); compared in the same run with a
+    plotext braille scatter of the same points (the approach this replaces);
+(b) list page scroll at 100,000 rows: ``pagedown`` plus rendering every visible line,
+    with the on-disk thumbnail cache warm (decoding runs in worker threads and is
+    reported separately as the time until every visible swatch has arrived), and
+    tracemalloc's traced memory across 50 further page scrolls to show it is flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+MAP_TARGET_MS = 30.0
+LIST_TARGET_MS = 50.0
+MEMORY_TARGET_KIB = 1024.0
+
+
+def _verdict(ok: bool) -> str:
+    return "OK" if ok else "MISS"
+
+
+def _ms(samples: list[float]) -> tuple[float, float]:
+    """(median, worst) in milliseconds."""
+    return statistics.median(samples) * 1000, max(samples) * 1000
+
+
+def _plotext_ms(coords: np.ndarray, width: int, height: int) -> float:
+    """plotext (6.x figure API) braille scatter of the same points, built not printed."""
+    import plotext as plt
+
+    fig = plt.figure
+    fig.clear()
+    start = time.perf_counter()
+    fig.draw(fig.signal(coords[:, 0].tolist(), coords[:, 1].tolist(), marker="braille"))
+    fig.plot_size(width, height)
+    fig.build()
+    elapsed = time.perf_counter() - start
+    fig.clear()
+    return elapsed * 1000
+
+
+async def _map_bench(n: int, size: tuple[int, int]) -> dict[str, tuple[float, float]]:
+    from picksel.tui.widgets.scatter import MapView
+    from textual.app import App, ComposeResult
+    from tui_helpers import fake_coords, fake_view_model
+
+    coords = fake_coords(n)
+    vm = fake_view_model(n, selected=min(500, n // 10))
+
+    class MapApp(App):
+        def compose(self) -> ComposeResult:
+            yield MapView()
+
+    app = MapApp()
+    out: dict[str, tuple[float, float]] = {}
+    async with app.run_test(size=size) as pilot:
+        m = app.query_one(MapView)
+        start = time.perf_counter()
+        m.set_coords(coords, "map: UMAP")
+        m.set_states(vm.states)
+        m.build_all_rows()
+        out["first draw"] = _ms([time.perf_counter() - start])
+        await pilot.pause()
+
+        samples = []
+        directions = ["right", "down", "left", "up"] * 15
+        for d in directions:
+            start = time.perf_counter()
+            m.action_move(d)
+            m.build_all_rows()
+            samples.append(time.perf_counter() - start)
+        out["cursor move"] = _ms(samples)
+        await pilot.pause()
+
+        rng = np.random.default_rng(1)
+        samples = []
+        for _ in range(20):
+            states = vm.states.copy()
+            states[rng.choice(n, size=min(500, n // 10), replace=False)] = rng.integers(1, 5)
+            start = time.perf_counter()
+            m.set_states(states)
+            m.build_all_rows()
+            samples.append(time.perf_counter() - start)
+        out["new result"] = _ms(samples)
+
+        samples = []
+        for action in (m.action_zoom_in, m.action_zoom_in, m.action_zoom_out, m.action_zoom_reset) * 5:
+            start = time.perf_counter()
+            action()
+            m.build_all_rows()
+            samples.append(time.perf_counter() - start)
+        out["zoom"] = _ms(samples)
+    return out
+
+
+async def _list_bench(n: int, album: Path, state_dir: Path, size: tuple[int, int]) -> dict:
+    from picksel.thumbs import load_thumbnail
+    from picksel.tui.widgets.thumblist import ThumbList
+    from textual.app import App, ComposeResult
+    from tui_helpers import fake_view_model
+
+    files = sorted(p.relative_to(album).as_posix() for p in album.rglob("*.jpg"))
+    for rel in files:  # warm the on-disk cache
+        load_thumbnail(album, rel, state_dir, 64)
+    vm = fake_view_model(n, root=album)
+    vm.paths = [files[i % len(files)] for i in range(n)]
+    vm.state_dir = state_dir
+
+    class ListApp(App):
+        def compose(self) -> ComposeResult:
+            yield ThumbList()
+
+    app = ListApp()
+    result: dict = {}
+    async with app.run_test(size=size) as pilot:
+        t = app.query_one(ThumbList)
+        t.set_model(vm)
+        t.focus()
+        await pilot.pause(0.3)
+        height = t.size.height
+
+        def scroll_and_render() -> float:
+            start = time.perf_counter()
+            t.action_page(1)
+            for y in range(height):
+                t.render_line(y)
+            return time.perf_counter() - start
+
+        async def settle(limit: float = 5.0) -> float:
+            start = time.perf_counter()
+            while t._pending and time.perf_counter() - start < limit:
+                await asyncio.sleep(0.002)
+            await pilot.pause()
+            return time.perf_counter() - start
+
+        samples, latency = [], []
+        for _ in range(50):
+            samples.append(scroll_and_render())
+            latency.append(await settle())
+        result["scroll"] = _ms(samples)
+        result["thumbs ready"] = _ms(latency)
+        result["lines"] = height
+
+        # Memory: trace from here, fill the swatch LRU, then 50 more page scrolls.
+        tracemalloc.start()
+        for _ in range(30):
+            scroll_and_render()
+            await settle()
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(50):
+            scroll_and_render()
+            await settle()
+        after = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        result["memory"] = (base / 1024, after / 1024)
+        result["position"] = t._cursor
+    return result
+
+
+def _make_album(root: Path) -> Path:
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    root.mkdir(parents=True, exist_ok=True)
+    photos = [Image.fromarray(a) for a in load_sample_images().images]
+    for i in range(12):
+        img = photos[i % len(photos)]
+        w, h = img.size
+        box = (i * 20, i * 10, w - i * 15, h - i * 5)
+        img.crop(box).save(root / f"{i:02d}.jpg", quality=85)
+    return root
+
+
+def main(quick: bool = False) -> None:
+    n = 10_000 if quick else 100_000
+    map_size = (120, 50)
+    times = asyncio.run(_map_bench(n, map_size))
+    base = _plotext_ms(np.asarray(__import__("tui_helpers").fake_coords(n)), map_size[0], map_size[1])
+    for label in ("cursor move", "new result"):
+        med, worst = times[label]
+        print(
+            f"map redraw after {label} N={n:,} {map_size[0]}x{map_size[1]}: {med:.1f} ms "
+            f"(worst {worst:.1f})  baseline plotext {base:.0f} ms  ratio {base / med:.0f}x  "
+            f"(target <= {MAP_TARGET_MS:.0f} ms) {_verdict(worst <= MAP_TARGET_MS)}"
+        )
+    for label in ("zoom", "first draw"):
+        med, worst = times[label]
+        print(f"map redraw after {label} N={n:,}: {med:.1f} ms (worst {worst:.1f})")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        album = _make_album(Path(tmp) / "album")
+        res = asyncio.run(_list_bench(n, album, Path(tmp) / "state", (60, 50)))
+    med, worst = res["scroll"]
+    print(
+        f"list page scroll N={n:,} ({res['lines']} lines rendered): {med:.2f} ms (worst {worst:.2f})  "
+        f"(target <= {LIST_TARGET_MS:.0f} ms) {_verdict(worst <= LIST_TARGET_MS)}"
+    )
+    med, worst = res["thumbs ready"]
+    print(f"list visible thumbnails ready after a page scroll (worker threads, disk cache warm): "
+          f"{med:.0f} ms (worst {worst:.0f})")
+    before, after = res["memory"]
+    growth = after - before
+    print(
+        f"list memory over 50 page scrolls (tracemalloc, LRU full): {before:.0f} KiB -> {after:.0f} KiB "
+        f"(+{growth:.0f} KiB)  (target growth <= {MEMORY_TARGET_KIB:.0f} KiB) "
+        f"{_verdict(growth <= MEMORY_TARGET_KIB)}"
+    )
+
+
+if __name__ == "__main__":
+    main(quick="--quick" in sys.argv)
