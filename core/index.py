@@ -175,7 +175,7 @@ def load_index(album: Path, state_dir: Path | None = None) -> AlbumIndex:
         or f_mtimes.shape != (nf,)
     ):
         raise _corrupt(path, album, "failure lists do not line up")
-    if n and not np.isfinite(emb).all():
+    if n and not np.isfinite(np.einsum("ij,ij->i", emb, emb)).all():  # no N×D temporary
         raise _corrupt(path, album, "embeddings contain NaN or infinity")
     path_list = paths.tolist() if n else []
     if path_list != sorted(path_list) or len(set(path_list)) != n:

@@ -82,13 +82,20 @@ def find_photomap_dir(album: Path) -> Path | None:
     return None
 
 
-def _renormalise(emb: np.ndarray) -> None:
-    """Unit rows in place, without a full-size temporary (einsum, not linalg.norm)."""
+def _renormalise(emb: np.ndarray) -> bool:
+    """Unit rows in place, without a full-size temporary (einsum, not linalg.norm or
+    isfinite, which would allocate another N×D buffer). False when a row holds NaN or
+    infinity (they propagate into its norm)."""
     if not emb.size:
-        return
+        return True
     norms = np.sqrt(np.einsum("ij,ij->i", emb, emb))
+    if not np.isfinite(norms).all():
+        return False
+    if np.abs(norms - 1.0).max() <= 1e-5:
+        return True  # already unit rows (the normal case): skip a pass over the matrix
     norms[norms == 0] = 1.0
     emb /= norms[:, None]
+    return True
 
 
 def read_photomap(pm_dir: Path) -> PhotoMapIndex:
@@ -133,9 +140,8 @@ def read_photomap(pm_dir: Path) -> PhotoMapIndex:
     if mtimes is None or mtimes.shape != (n,) or mtimes.dtype.kind not in "fiu":
         mtimes = np.zeros(n, np.float64)
     model_id = str(model) if model is not None and model.shape == () and model.dtype.kind == "U" else LEGACY_MODEL_ID
-    if n and not np.isfinite(emb).all():
+    if not _renormalise(emb):
         raise bad("embeddings contain NaN or infinity")
-    _renormalise(emb)
 
     umap, note = None, ""
     upath = pm_dir / UMAP
