@@ -332,6 +332,25 @@ def umap_map(
     if m <= EXACT_KNN_MAX:
         knn_idx, knn_dist = _exact_cosine_knn(uniq, k, progress, cancel, (1, total))
         kwargs["precomputed_knn"] = (knn_idx, knn_dist)
+    else:
+        # Approximate NN-descent, as UMAP itself would run it (same seed, one thread for
+        # reproducibility) but as its own stage so it is reported and cancellable after.
+        progress(1, total, f"nearest neighbours (approximate, {m} images)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            knn_idx, knn_dist, search_index = umap.umap_.nearest_neighbors(
+                uniq,
+                k,
+                "cosine",
+                {},
+                True,
+                np.random.RandomState(random_state),
+                low_memory=True,
+                use_pynndescent=True,
+                n_jobs=1,
+                verbose=False,
+            )
+        kwargs["precomputed_knn"] = (knn_idx, knn_dist, search_index)
     if cancel():
         raise Cancelled()
 
