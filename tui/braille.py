@@ -213,17 +213,27 @@ def nearest_in_direction(
     Points at the origin's exact position and NaN rows are never candidates.
     """
     ux, uy = DIRECTIONS[direction]
-    d = screen - screen[origin]
-    along = d[:, 0] * ux + d[:, 1] * uy
-    perp = np.abs(d[:, 0] * uy - d[:, 1] * ux)
+    x0, y0 = screen[origin]
+    if ux:
+        along = screen[:, 0] - x0
+        perp = np.abs(screen[:, 1] - y0)
+        sign = ux
+    else:
+        along = screen[:, 1] - y0
+        perp = np.abs(screen[:, 0] - x0)
+        sign = uy
+    if sign < 0:
+        np.negative(along, out=along)
     with np.errstate(invalid="ignore"):
-        ahead = along > 0
-        cone = ahead & (perp <= along)
-    for ok in (cone, ahead):
-        if ok.any():
-            score = np.where(ok, np.hypot(along, perp) + off_axis_weight * perp, np.inf)
-            return int(np.argmin(score))
-    return None
+        ahead = np.flatnonzero(along > 0)
+    if ahead.size == 0:
+        return None
+    a, p = along[ahead], perp[ahead]
+    cone = p <= a
+    if cone.any():
+        ahead, a, p = ahead[cone], a[cone], p[cone]
+    score = np.sqrt(a * a + p * p) + off_axis_weight * p
+    return int(ahead[np.argmin(score)])
 
 
 def nearest_point(screen: np.ndarray, x: float, y: float) -> int | None:
@@ -291,14 +301,15 @@ def render_rgb(
         if cursor is not None and 0 <= cursor < norm.shape[0] and np.isfinite(norm[cursor]).all():
             cx = int(round(((norm[cursor, 0] - view.cx) * view.zoom + 0.5) * (w - m - 1))) + m // 2
             cy = int(round(((norm[cursor, 1] - view.cy) * view.zoom + 0.5) * (h - m - 1))) + m // 2
-            arm = max(6, min(w, h) // 30)
+            arm = max(3 * m, min(w, h) // 30)
             gap = m + 1
+            t = 1 if m == 1 else 2  # line thickness
             for a, b in ((cx - arm, cx - gap), (cx + gap, cx + arm)):
                 a, b = max(0, a), min(w, b + 1)
                 if 0 <= cy < h and a < b:
-                    img[max(0, cy - 1) : cy + 1, a:b] = CURSOR_RGB
+                    img[max(0, cy - t + 1) : cy + 1, a:b] = CURSOR_RGB
             for a, b in ((cy - arm, cy - gap), (cy + gap, cy + arm)):
                 a, b = max(0, a), min(h, b + 1)
                 if 0 <= cx < w and a < b:
-                    img[a:b, max(0, cx - 1) : cx + 1] = CURSOR_RGB
+                    img[a:b, max(0, cx - t + 1) : cx + 1] = CURSOR_RGB
     return img

@@ -450,7 +450,9 @@ class ThumbList(ScrollView, can_focus=True):
         pos[order] = np.arange(len(order), dtype=np.int64)
         self._pos = pos
         self.virtual_size = Size(self.scrollable_content_region.width, len(order) * ITEM_HEIGHT)
-        self.border_title = f"{self.filter} · {len(order):,} of {n:,}"
+        self.border_title = (
+            f"{self.filter} · {len(order):,}" if self.filter == "all" else f"{self.filter} · {len(order):,}/{n:,}"
+        )
         if keep is not None and 0 <= keep < n and pos[keep] >= 0:
             self._cursor = int(pos[keep])
         else:
@@ -484,6 +486,7 @@ class ThumbList(ScrollView, can_focus=True):
             target = top + ITEM_HEIGHT - height
         else:
             return
+        target -= target % ITEM_HEIGHT  # never show half an item at the top
         self.scroll_to(y=max(0, target), animate=False, immediate=True)
 
     def on_resize(self, event: events.Resize) -> None:
