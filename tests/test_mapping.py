@@ -342,3 +342,15 @@ def test_distinct_rows_keeps_album_order() -> None:
     y = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
     first, inverse = mapping._distinct_rows(y)
     assert first.tolist() == list(range(50)) and inverse.tolist() == list(range(50))
+
+
+def test_pca_on_row_sample_for_large_albums(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    t = rng.uniform(-1, 1, size=(400, 2)) * [6.0, 2.0]
+    x = np.concatenate([t, rng.normal(scale=0.05, size=(400, 6))], axis=1)
+    full = pca_map(x)
+    monkeypatch.setattr(mapping, "_PCA_FIT_ROWS", 50)
+    sampled = pca_map(x)
+    np.testing.assert_array_equal(sampled, pca_map(x))  # still deterministic
+    assert abs(np.corrcoef(sampled[:, 0], full[:, 0])[0, 1]) > 0.99
+    assert abs(np.corrcoef(sampled[:, 1], full[:, 1])[0, 1]) > 0.95
