@@ -305,16 +305,18 @@ def build_index(
         old_rows: dict[str, int] = {}
         old_failed: dict[str, tuple[int, float]] = {}
         old_reasons: dict[str, str] = {}
-        dropped = len(old)
     else:
         old_rows = old.row_of() if old is not None else {}
         old_failed = old.failure_stats if old is not None else {}
         old_reasons = dict(old.failures) if old is not None else {}
-        dropped = 0
 
+    # What existed before (for the report), even when its vector cannot be reused.
+    prev_rows = old.row_of() if old is not None else {}
+    prev_failed = old.failure_stats if old is not None else {}
     reuse: list[tuple[int, int]] = []  # (new position, old row)
     kept_failures: list[tuple[str, str]] = []
     todo: list[int] = []  # positions in entries to encode
+    existed: set[int] = set()  # positions in todo that were in the old index (rows/failures)
     for pos, e in enumerate(entries):
         row = old_rows.get(e.rel)
         if row is not None:
@@ -322,18 +324,15 @@ def build_index(
             if int(old.sizes[row]) == e.size and float(old.mtimes[row]) == e.mtime:
                 reuse.append((pos, row))
                 continue
-            report.updated += 1
-        elif e.rel in old_failed:
-            if old_failed[e.rel] == (e.size, e.mtime):
-                kept_failures.append((e.rel, old_reasons.get(e.rel, "unreadable")))
-                continue
-            report.updated += 1
-        else:
-            report.added += 1
+        elif e.rel in old_failed and old_failed[e.rel] == (e.size, e.mtime):
+            kept_failures.append((e.rel, old_reasons.get(e.rel, "unreadable")))
+            continue
+        if e.rel in prev_rows or e.rel in prev_failed:
+            existed.add(pos)
         todo.append(pos)
     current = {e.rel for e in entries}
     if old is not None:
-        report.removed = dropped or sum(1 for p in old.paths if p not in current)
+        report.removed = sum(1 for p in old.paths if p not in current)
     report.unchanged = len(reuse)
 
     unchanged_album = (
@@ -381,6 +380,15 @@ def build_index(
         # Nothing to encode (empty album): keep the encoder's width without loading a
         # model just for that when it is the builtin one.
         dim = _builtin_dim() if enc_id.startswith("builtin") else 0
+
+    for pos in todo:
+        if pos in vectors:
+            if pos in existed:
+                report.updated += 1
+            else:
+                report.added += 1
+        elif entries[pos].rel in prev_rows:
+            report.removed += 1  # had a row, now unreadable: the row is gone
 
     # Assemble rows in scan (sorted) order.
     keep_pos = sorted([p for p, _ in reuse] + list(vectors))

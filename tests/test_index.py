@@ -43,7 +43,7 @@ def test_build_small_album(small_album: Path):
     np.testing.assert_allclose(np.linalg.norm(idx.embeddings, axis=1), 1.0, atol=1e-5)
     assert idx.encoder == "builtin:v1" and idx.source == "picksel"
     assert rep.failures == [("digits/broken.jpg", rep.failures[0][1])]
-    assert rep.added == len(idx) + 1 and rep.unchanged == 0
+    assert rep.added == len(idx) and rep.unchanged == 0  # the broken file is a failure, not an addition
     assert rep.messages == [f"1 file could not be read: digits/broken.jpg ({rep.failures[0][1]})"]
     loaded = load_index(small_album)
     assert loaded.paths == idx.paths and np.array_equal(loaded.embeddings, idx.embeddings)
@@ -121,6 +121,7 @@ def test_encoder_change_and_full_reencode_everything(small_album: Path, counting
     idx, rep = build_index(small_album)
     assert len(counting) == len(first) + 1  # every image, the broken one included
     assert idx.encoder == "builtin:v1"
+    assert (rep.updated, rep.added, rep.removed, rep.unchanged) == (len(first), 0, 0, 0)
     assert any("encoder changed (builtin:v0 → builtin:v1)" in m for m in rep.messages)
     counting.clear()
     build_index(small_album, full=True)
@@ -301,3 +302,14 @@ def test_read_npz_array_fast_path_matches_numpy(tmp_path: Path):
         read_npz_array(tmp_path / "s.npz", "o")
     with pytest.raises(KeyError):
         read_npz_array(tmp_path / "s.npz", "missing")
+
+
+def test_indexed_file_that_breaks_leaves_the_index(small_album: Path):
+    first, _ = build_index(small_album)
+    target = small_album / "digits" / "04.png"
+    target.write_bytes(target.read_bytes()[:40])
+    bump_mtime(target)
+    idx, rep = build_index(small_album)
+    assert "digits/04.png" not in idx.paths and len(idx) == len(first) - 1
+    assert (rep.added, rep.updated, rep.removed) == (0, 0, 1)
+    assert ("digits/04.png", "truncated file") in rep.failures
