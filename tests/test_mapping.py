@@ -186,6 +186,8 @@ def test_umap_real_layout_separates_clusters_and_is_deterministic() -> None:
     assert min(gaps) > 2 * spread
     b = umap_map(x)
     np.testing.assert_allclose(a, b, atol=1e-4)
+    small = umap_map(x[::10][:6])  # just above the PCA fallback: random init, k = 5
+    assert small.shape == (6, 2) and np.all(np.isfinite(small)) and np.ptp(small, axis=0).min() > 0
 
 
 # --------------------------------------------------------------------------- cache
