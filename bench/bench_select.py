@@ -1,14 +1,14 @@
 """Selection speed: batched FPS vs the plain loop, K-Means vs the reference's MiniBatchKMeans.
 
-Data: random L2-normalised float32 embeddings with cluster structure (cluster centres
-on a 96-d random subspace, uneven cluster sizes and spreads, full-dimensional noise),
-made once per size with a fixed seed. Baselines run in the same process, right after
+Data: random L2-normalised float32 embeddings with cluster structure, CLIP-like
+(see ``make_embeddings``), made once per size with a fixed seed. Baselines run in the same process, right after
 ours, so machine load affects both alike (the box has 2 cores and other users).
 
 * FPS (N=100,000, D=768, count 200, 20 iterations): ``fps_batched`` (all iterations
   together, one N x K product per step) vs ``fps_reference`` (one iteration at a time,
-  one vector product per step). The baseline runs ``REF_ITERS`` of the 20 iterations and
-  is scaled to 20; those iterations must pick exactly the same rows. Peak memory is the
+  one vector product per step). The baseline runs a few of the 20 iterations, each timed
+  on its own, and the fastest is scaled to 20; those iterations must pick exactly the
+  same rows as the batched run. Batched takes the best of two runs. Peak memory is the
   tracemalloc peak of a whole ``run_selection(method="fps")`` call (with 5% of rows
   excluded) plus the matrix itself, relative to the matrix.
 * K-Means (N=85,000, D=768, count 200, 20 iterations): ``run_selection(method="kmeans")``
@@ -36,18 +36,28 @@ MEMORY_TARGET = 1.5
 
 
 def make_embeddings(n: int, d: int, seed: int = 0, clusters: int = 300) -> np.ndarray:
-    """Clustered unit vectors, built block by block (no extra N x D temporaries)."""
+    """CLIP-like unit vectors, built block by block (no extra N x D temporaries).
+
+    A shared direction, ``clusters`` cluster directions on a 96-d subspace with uneven
+    sizes (Dirichlet 0.7), and full-dimensional noise of uneven spread: mean cosine
+    similarity ~0.37 between random images and ~0.73 within a cluster, roughly what
+    CLIP gives for a photo collection.
+    """
     rng = np.random.default_rng(seed)
     basis = rng.standard_normal((min(96, d), d)).astype(np.float32) / np.sqrt(d)
-    centres = (rng.standard_normal((clusters, basis.shape[0])).astype(np.float32) @ basis) * 3.0
+    common = rng.standard_normal(d).astype(np.float32)
+    common /= np.linalg.norm(common)
+    centres = rng.standard_normal((clusters, basis.shape[0])).astype(np.float32) @ basis
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    centres += common
     sizes = rng.dirichlet(np.full(clusters, 0.7))
     labels = rng.choice(clusters, size=n, p=sizes)
-    spread = rng.uniform(0.5, 1.5, clusters).astype(np.float32)
+    spread = rng.uniform(0.5, 1.5, clusters).astype(np.float32) * 0.8
     out = np.empty((n, d), dtype=np.float32)
     for s in range(0, n, 8192):
         lab = labels[s : s + 8192]
         noise = rng.standard_normal((lab.size, d), dtype=np.float32) / np.sqrt(d)
-        block = centres[lab] + noise * spread[lab, None] * 1.6
+        block = centres[lab] + noise * spread[lab, None]
         block /= np.linalg.norm(block, axis=1, keepdims=True)
         out[s : s + 8192] = block
     return out
@@ -86,20 +96,27 @@ def bench_fps(n: int, d: int, count: int, iters: int, ref_iters: int) -> None:
     starts = rng.integers(n, size=iters)
     fps_batched(x[:2000], 5, starts[:2] % 2000)  # warm up BLAS threads
 
-    t0 = time.perf_counter()
-    batched = fps_batched(x, count, starts)
-    t_batched = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
+    # Other people share this 2-core box, so both sides take their best of several
+    # timings: batched runs twice (before and after the baseline), and each baseline
+    # iteration is timed on its own.
+    t_batched = float("inf")
+    ref_times: list[float] = []
     same = True
-    for k in range(ref_iters):
-        ref = fps_reference(x, count, int(starts[k]))
-        same &= bool(np.array_equal(ref, batched[k]))
-    t_ref = (time.perf_counter() - t0) / ref_iters * iters
+    for rep in range(2):
+        t0 = time.perf_counter()
+        batched = fps_batched(x, count, starts)
+        t_batched = min(t_batched, time.perf_counter() - t0)
+        if rep == 0:
+            for k in range(ref_iters):
+                t0 = time.perf_counter()
+                ref = fps_reference(x, count, int(starts[k]))
+                ref_times.append(time.perf_counter() - t0)
+                same &= bool(np.array_equal(ref, batched[k]))
+    t_ref = min(ref_times) * iters
     ratio = t_ref / t_batched
     print(
-        f"fps N={n} D={d} count={count} iterations={iters}: batched {t_batched:.2f} s  "
-        f"baseline {t_ref:.1f} s (plain loop, {ref_iters} iterations measured, scaled to {iters})"
+        f"fps N={n} D={d} count={count} iterations={iters}: batched {t_batched:.2f} s (best of 2)  "
+        f"baseline {t_ref:.1f} s (plain loop: fastest of {ref_iters} iterations x {iters})"
     )
     print(_line("fps speed-up", ratio, FPS_TARGET, "x"))
     print(f"fps identical selections on {ref_iters} shared seeds: {'OK' if same else 'MISS'}")
@@ -145,13 +162,13 @@ def bench_kmeans(n: int, d: int, count: int, iters: int, mbk_iters: int, seed: i
         mbk = MiniBatchKMeans(n_clusters=count, n_init=1, random_state=i).fit(x)
         base_times.append(time.perf_counter() - t0)
         base_inertia.append(inertia(x, mbk.cluster_centers_.astype(np.float32)))
-    t_base = float(np.mean(base_times))
+    t_base = float(np.min(base_times))  # fastest baseline iteration (shared machine)
     ratio = t_base / t_ours
     rel = float(np.mean(ours_inertia)) / float(np.mean(base_inertia)) - 1.0
     print(
         f"kmeans N={n} D={d} count={count} iterations={iters}: ours {t_ours:.2f} s/iteration "
         f"(PCA included)  baseline MiniBatchKMeans {t_base:.2f} s/iteration "
-        f"({mbk_iters} iterations measured)"
+        f"(fastest of {mbk_iters} iterations measured)"
     )
     print(_line("kmeans speed-up", ratio, KMEANS_TARGET, "x"))
     print(
@@ -164,7 +181,7 @@ def bench_kmeans(n: int, d: int, count: int, iters: int, mbk_iters: int, seed: i
 
 def main(quick: bool = False) -> None:
     if quick:
-        bench_fps(n=5000, d=64, count=20, iters=5, ref_iters=5)
+        bench_fps(n=20_000, d=256, count=20, iters=5, ref_iters=2)
         bench_kmeans(n=4000, d=64, count=20, iters=3, mbk_iters=1)
     else:
         bench_fps(n=100_000, d=768, count=200, iters=20, ref_iters=3)

@@ -27,6 +27,7 @@ choice no longer depends on which BLAS kernel produced the screen.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -54,10 +55,16 @@ def blas_threads_for(multiply_adds: float) -> Iterator[None]:
     if multiply_adds >= SMALL_BLAS:
         yield
         return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _controller().limit(limits=1, user_api="blas"):
         yield
+
+
+@functools.cache
+def _controller():  # noqa: ANN202 - threadpoolctl.ThreadpoolController, imported lazily
+    """One scan of the loaded BLAS libraries per process (a scan costs ~20 ms)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def as_unit_float32(emb: np.ndarray) -> np.ndarray:
@@ -189,8 +196,53 @@ def fps_batched(
         return _fps_batched(emb, count, starts, excluded, cancel, on_step)
 
 
+class _ColumnCache:
+    """Distance columns (1 - emb @ emb[row]) of recently used centres, least recently
+    used evicted first.
+
+    Why: Monte Carlo FPS runs from different starts keep reaching the same far-out
+    images (that is what makes them "core"), usually within a few dozen steps of each
+    other. A centre already computed for one run is reused by the others instead of
+    entering the step's matrix product again; on the benchmark data this removes
+    about 40% of the columns. The cache holds at most ``CACHE_SHARE`` of the
+    embedding matrix's size.
+    """
+
+    def __init__(self, n: int, slots: int) -> None:
+        self.dist = np.empty((slots, n), dtype=np.float32)
+        self.slot_of: dict[int, int] = {}
+        self.row_in = np.full(slots, -1, dtype=np.int64)
+        self.last_used = np.full(slots, -1, dtype=np.int64)
+
+    def lookup(self, rows: np.ndarray, step: int, emb: np.ndarray, buf: np.ndarray) -> np.ndarray:
+        """Slot of each row's distance column, computing the missing ones with one product."""
+        slots = np.array([self.slot_of.get(int(r), -1) for r in rows], dtype=np.int64)
+        self.last_used[slots[slots >= 0]] = step
+        missing = rows[slots < 0]
+        if missing.size:
+            out = buf[:, : missing.size]
+            np.matmul(emb, emb[missing].T, out=out)
+            np.subtract(1.0, out, out=out)
+            # Evict the least recently used slots not needed by this step.
+            free = np.argsort(self.last_used, kind="stable")[: missing.size]
+            for j, (slot, row) in enumerate(zip(free, missing, strict=True)):
+                old = int(self.row_in[slot])
+                if old >= 0:
+                    del self.slot_of[old]
+                self.slot_of[int(row)] = int(slot)
+                self.row_in[slot] = row
+                self.last_used[slot] = step
+                self.dist[slot] = out[:, j]
+            slots[slots < 0] = free
+        return slots
+
+
+CACHE_SHARE = 0.35
+"""Largest size of the centre-column cache relative to the embedding matrix."""
+
+
 def _fps_batched(emb, count, starts, excluded, cancel, on_step) -> np.ndarray:
-    n = emb.shape[0]
+    n, d = emb.shape
     k, s = starts.shape
     available = n - (int(np.count_nonzero(excluded)) if excluded is not None else 0)
     m = max(s, min(count, available))
@@ -198,22 +250,24 @@ def _fps_batched(emb, count, starts, excluded, cancel, on_step) -> np.ndarray:
     mins = np.full((k, n), np.inf, dtype=np.float32)
     if excluded is not None:
         mins[:, excluded] = -np.inf
-    sims = np.empty((n, k), dtype=np.float32)
+    buf = np.empty((n, k), dtype=np.float32)
+    cache = _ColumnCache(n, max(k, min(256, int(CACHE_SHARE * d))))
     rows_k = np.arange(k)
 
-    def absorb(centres: np.ndarray) -> None:
-        # The one matrix product of the step: similarities of every row to the K new
-        # centres, turned into distances in place and folded into the running minima.
-        np.matmul(emb, emb[centres].T, out=sims)
-        np.subtract(1.0, sims, out=sims)
-        np.minimum(mins, sims.T, out=mins)
+    def absorb(centres: np.ndarray, step: int) -> None:
+        # The step's one matrix product (only for centres not in the cache), then each
+        # run folds its new centre's distance column into its running minima.
+        uniq, inverse = np.unique(centres, return_inverse=True)
+        slots = cache.lookup(uniq, step, emb, buf)[inverse]
+        for r in range(k):
+            np.minimum(mins[r], cache.dist[slots[r]], out=mins[r])
         mins[rows_k, centres] = -np.inf
 
     total = m - s
     for j in range(s):
         if cancel is not None and cancel():
             raise Cancelled()
-        absorb(starts[:, j])
+        absorb(starts[:, j], j)
         picks[:, j] = starts[:, j]
     for step in range(s, m):
         if cancel is not None and cancel():
@@ -223,7 +277,7 @@ def _fps_batched(emb, count, starts, excluded, cancel, on_step) -> np.ndarray:
         near = np.count_nonzero(mins >= (best - TIE_TOL)[:, None], axis=1)
         for r in np.flatnonzero(near > 1):
             nxt[r] = choose_next(mins[r], emb, picks[r, :step])
-        absorb(nxt)
+        absorb(nxt, step)
         picks[:, step] = nxt
         if on_step is not None:
             on_step(step - s + 1, total)

@@ -1,0 +1,65 @@
+"""Property tests of the consensus over random small albums, exclusions and pins."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from picksel.select import METHODS, run_selection
+
+
+@st.composite
+def albums(draw):
+    n = draw(st.integers(1, 40))
+    d = draw(st.integers(2, 6))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    emb = rng.standard_normal((n, d)).astype(np.float32)
+    if draw(st.booleans()):  # duplicates and ties
+        emb = np.round(emb)
+        emb[np.all(emb == 0, axis=1), 0] = 1.0
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    excluded = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    if excluded.all():
+        excluded[draw(st.integers(0, n - 1))] = False
+    count = draw(st.integers(1, n + 3))
+    pin_pool = draw(st.lists(st.integers(0, n - 1), max_size=3, unique=True))
+    return emb, excluded, count, pin_pool[:count]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    album=albums(),
+    method=st.sampled_from(METHODS),
+    iterations=st.integers(1, 5),
+    seed=st.integers(0, 2**40),
+)
+def test_consensus_properties(album, method, iterations, seed) -> None:
+    emb, excluded, count, pins = album
+    available = int((~excluded).sum())
+    kept_pins = [p for p in pins if not excluded[p]]
+    r = run_selection(
+        emb, method=method, count=count, iterations=iterations, seed=seed, excluded=excluded, pinned=pins
+    )
+    size = min(count, available)
+    assert len(r.consensus) == size
+    assert len(set(r.consensus.tolist())) == size
+    assert not excluded[r.consensus].any()
+    assert (r.votes[excluded] == 0).all()
+    assert (r.votes >= 0).all() and (r.votes <= iterations).all()
+    assert int(r.votes.sum()) == iterations * size
+    assert set(kept_pins) <= set(r.consensus.tolist())
+    assert (r.votes[kept_pins] == iterations).all()
+    # consensus is ordered by votes, and every voted row outside it has no more votes
+    assert (np.diff(r.votes[r.consensus]) <= 0).all()
+    outside = np.setdiff1d(np.flatnonzero(r.votes), r.consensus)
+    if outside.size:
+        assert r.votes[outside].max() <= r.votes[r.consensus].min()
+    tiers = r.tiers
+    assert set(tiers[r.votes > 0].tolist()) <= {"core", "stable", "variable"}
+    assert (tiers[r.votes == 0] == "").all()
+    again = run_selection(
+        emb, method=method, count=count, iterations=iterations, seed=seed, excluded=excluded, pinned=pins
+    )
+    assert np.array_equal(r.votes, again.votes)
+    assert np.array_equal(r.consensus, again.consensus)
