@@ -26,9 +26,11 @@ nearest free centre. Everything is seeded, so one seed gives one result.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from picksel.errors import Cancelled
 from picksel.fps import blas_threads_for
 
 PCA_DIMS = 128
@@ -155,7 +157,9 @@ def assign(x: np.ndarray, centres: np.ndarray, xx: np.ndarray | None = None) -> 
     return labels, dist
 
 
-def lloyd(x: np.ndarray, centres: np.ndarray, max_iter: int = LLOYD_ITER) -> tuple[np.ndarray, np.ndarray]:
+def lloyd(
+    x: np.ndarray, centres: np.ndarray, max_iter: int = LLOYD_ITER, cancel: Callable[[], bool] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Full-batch Lloyd iterations with float32 BLAS; empty clusters move to the worst-fit rows.
 
     Stops when fewer than ``LLOYD_TOL`` of the rows change cluster.
@@ -169,6 +173,8 @@ def lloyd(x: np.ndarray, centres: np.ndarray, max_iter: int = LLOYD_ITER) -> tup
     ones = np.ones(n, dtype=np.float32)
     cols = np.arange(n)
     for _ in range(max_iter):
+        if cancel is not None and cancel():
+            raise Cancelled()
         sizes = np.bincount(labels, minlength=k)
         sums = csr_matrix((ones, (labels, cols)), shape=(k, n)) @ x
         empty = np.flatnonzero(sizes == 0)
@@ -185,7 +191,9 @@ def lloyd(x: np.ndarray, centres: np.ndarray, max_iter: int = LLOYD_ITER) -> tup
     return labels, centres
 
 
-def cluster(red: Reduced, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def cluster(
+    red: Reduced, k: int, seed: int, cancel: Callable[[], bool] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Lloyd k-means on the reduced rows: (labels int32 (M,), centres float32 (k, d)).
 
     k-means++ runs on a seeded subsample of at most ``INIT_SAMPLE`` rows (seeding cost
@@ -200,7 +208,7 @@ def cluster(red: Reduced, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     with blas_threads_for(0):  # many small products
         init = kmeans_plus_plus(init_x, k, rng)
     with blas_threads_for(x.shape[0] * x.shape[1] * k / 4):  # per assign block
-        return lloyd(x, init)
+        return lloyd(x, init, cancel=cancel)
 
 
 def pick_images(
@@ -254,8 +262,15 @@ def pick_images(
     return red.rows[ordered]
 
 
-def kmeans_once(red: Reduced, k: int, seed: int, pinned: np.ndarray | None = None) -> KMeansPick:
-    """One Monte Carlo iteration: cluster with ``seed`` and pick ``k`` distinct images."""
-    labels, centres = cluster(red, k, seed)
+def kmeans_once(
+    red: Reduced,
+    k: int,
+    seed: int,
+    pinned: np.ndarray | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> KMeansPick:
+    """One Monte Carlo iteration: cluster with ``seed`` and pick ``k`` distinct images.
+    ``cancel`` is checked between Lloyd passes (raises ``Cancelled``)."""
+    labels, centres = cluster(red, k, seed, cancel)
     rows = pick_images(red, labels, centres, pinned)
     return KMeansPick(rows=rows, labels=labels, centres=centres)

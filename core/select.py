@@ -183,8 +183,8 @@ def run_selection(
 
     ``excluded`` / ``pinned`` are boolean masks over rows (or sequences of row numbers).
     ``progress(i, iterations, "Iteration i/iterations")`` is called once per iteration,
-    in order; ``cancel()`` is checked at least once per FPS step / K-Means iteration and
-    raises :class:`~picksel.errors.Cancelled` (nothing is returned or written then).
+    in order; ``cancel()`` is checked before every FPS step and every K-Means Lloyd pass
+    and raises :class:`~picksel.errors.Cancelled` (nothing is returned or written then).
     """
     if method not in METHODS:
         raise UsageError(f"method must be one of {', '.join(METHODS)} (got {method!r})")
@@ -294,6 +294,6 @@ def _run_kmeans(emb, count, children, pca_rng, avail_rows, pins, report, stop) -
         if stop():
             raise Cancelled()
         seed = int(child.generate_state(1)[0])
-        picks.append(kmeans_once(red, count, seed, pin_pos).rows)
+        picks.append(kmeans_once(red, count, seed, pin_pos, cancel=stop).rows)
         report(i, total, f"Iteration {i}/{total}")
     return picks

@@ -125,3 +125,20 @@ def test_exact_path_is_used_on_ties(monkeypatch) -> None:
     emb = np.array([[1, 0], [0, 1], [0, 1], [-1, 0]], np.float32)
     fps_reference(emb, 3, 0)
     assert calls
+
+
+def test_run_selection_fps_memory_stays_within_half_the_matrix() -> None:
+    import tracemalloc
+
+    from picksel.select import run_selection
+
+    emb = unit_rows(20_000, 768, seed=11)
+    excluded = np.zeros(len(emb), bool)
+    excluded[::17] = True
+    tracemalloc.start()
+    try:
+        run_selection(emb, method="fps", count=30, iterations=20, seed=2, excluded=excluded)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert 1.0 + peak / emb.nbytes <= 1.5

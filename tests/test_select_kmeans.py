@@ -99,3 +99,11 @@ def test_kmeans_on_reduced_high_dimensional_data(monkeypatch) -> None:
     emb = clustered_rows(900, 40, 6, seed=8)
     r = run_selection(emb, method="kmeans", count=12, iterations=3, seed=2)
     assert len(r.consensus) == 12 and r.votes.sum() == 36
+
+
+def test_lloyd_checks_cancel() -> None:
+    from picksel.errors import Cancelled
+
+    x = clustered_rows(300, 6, 4, seed=9)
+    with pytest.raises(Cancelled):
+        lloyd(x, x[:4].copy(), cancel=lambda: True)
