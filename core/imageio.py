@@ -108,6 +108,8 @@ def open_image(path: Path, *, max_side: int | None = None, draft_side: int | Non
                     out.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
                 if out is im:
                     out = out.copy()  # detach from the file handle before closing it
+                # Encoders judge resolution from the file, not from the reduced decode.
+                out.info["original_size"] = (w, h)
                 return out
     except UnreadableImage:
         raise

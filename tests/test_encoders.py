@@ -67,12 +67,13 @@ def test_garbage_lands_far_from_photos_and_digits(demo_images):
         "white": Image.new("RGB", (300, 200), (255, 255, 255)),
         "noise": Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)),
         "blur": demo_images["coffee"].filter(ImageFilter.GaussianBlur(25)),
+        "tiny": demo_images["coffee"].resize((12, 8), Image.Resampling.BOX),
     }
     for name, im in garbage.items():
         dist = 1.0 - emb @ describe(im)
         assert dist.min() > typical, (name, dist.min(), typical)
     digit_nn_max = float(nn[len(photos):].max())
-    for name in ("black", "white", "noise"):
+    for name in ("black", "white", "noise", "tiny"):
         dist = 1.0 - emb[len(photos):] @ describe(garbage[name])
         assert dist.min() > 1.5 * digit_nn_max, name
 
@@ -142,3 +143,22 @@ def test_specs():
 def test_clip_without_extra_is_a_clear_error():
     with pytest.raises(PickselError, match=r"pip install 'picksel\[clip\]'"):
         get_encoder("clip")
+
+
+def test_defect_directions_are_zero_for_photos_and_set_for_garbage(demo_images):
+    from picksel.encoders.builtin import N_DEFECTS
+
+    for name, im in demo_images.items():
+        assert not describe(im)[-N_DEFECTS:].any(), name
+    black = describe(Image.new("RGB", (50, 50)))[-N_DEFECTS:]
+    white = describe(Image.new("RGB", (50, 50), (255, 255, 255)))[-N_DEFECTS:]
+    grey_noise = describe(
+        Image.fromarray(np.random.default_rng(2).integers(0, 256, (128, 128), dtype=np.uint8)).convert("RGB")
+    )[-N_DEFECTS:]
+    assert black[0] > 0 and black[1] == 0 and white[1] > 0 and white[0] == 0
+    assert grey_noise[2] > 0  # no channel decorrelation: caught by pixel-scale energy
+    # resolution is judged from the file's size, not the reduced decode
+    small = demo_images["china"].resize((20, 14))
+    big = demo_images["china"].resize((100, 70))
+    big.info["original_size"] = (20, 14)
+    assert describe(small)[-1] > 0 and describe(big)[-1] > 0

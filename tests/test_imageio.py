@@ -21,6 +21,7 @@ def test_jpeg_draft_reduces_and_keeps_aspect(tmp_path: Path, photo: Image.Image)
     assert im.size == (256, 192)
     full = open_image(path)
     assert full.size == (1600, 1200)
+    assert im.info["original_size"] == (1600, 1200)
 
 
 def test_exif_orientation_applied(tmp_path: Path, photo: Image.Image):

@@ -48,9 +48,11 @@ W_GRAY_HIST = 0.5
 W_HOG = 1.2
 W_THUMB = 0.8
 W_STATS = 2.0
+W_DEFECT = 3.0
 
 N_STATS = 11
-DIM = GRID * GRID * 4 + 52 + 16 + GRID * GRID * (HOG_BINS + 1) + THUMB * THUMB + N_STATS
+N_DEFECTS = 4
+DIM = GRID * GRID * 4 + 52 + 16 + GRID * GRID * (HOG_BINS + 1) + THUMB * THUMB + N_STATS + N_DEFECTS
 
 _HOG_SCALE = 2.5  # sqrt(mean edge energy) * scale: energy block ~0.5 on ordinary photos
 _SHAPE_SCALE = 5.0
@@ -81,7 +83,17 @@ def _interior_cells(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     return cells, np.maximum(counts, 1.0)
 
 
-def _color_blocks(img: Image.Image) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+def _channel_correlation(rgb: np.ndarray) -> float:
+    """Mean correlation between R, G and B. Natural images have strongly correlated
+    channels (> 0.3 even for a colour chart); synthetic colour noise has none."""
+    std = rgb.std(axis=0)
+    if (std < 1.0).any():  # a flat channel: correlation undefined, treat as natural
+        return 1.0
+    c = np.corrcoef(rgb, rowvar=False)
+    return float((c[0, 1] + c[0, 2] + c[1, 2]) / 3.0)
+
+
+def _color_blocks(img: Image.Image) -> tuple[np.ndarray, np.ndarray, float, float, float, float]:
     """Colour layout on a 4×4 grid (chroma vector, value mean/std per cell) and a global
     hue×saturation×value histogram with separate grey bins. HSV because its hue and
     saturation separate "what colour" from "how bright" the way people judge colour."""
@@ -92,6 +104,7 @@ def _color_blocks(img: Image.Image) -> tuple[np.ndarray, np.ndarray, float, floa
     yb = (rgb[:, 0] + rgb[:, 1]) * 0.5 - rgb[:, 2]
     # Hasler & Süsstrunk colourfulness: dull/greyish frames vs vivid ones.
     colourfulness = float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+    channel_corr = _channel_correlation(rgb)
     h, s, v = hsv[:, 0] * (2 * math.pi), hsv[:, 1], hsv[:, 2]
     a, b = s * np.cos(h), s * np.sin(h)
     n_cells = GRID * GRID
@@ -111,10 +124,12 @@ def _color_blocks(img: Image.Image) -> tuple[np.ndarray, np.ndarray, float, floa
                     48 + np.minimum((v * 4).astype(np.int64), 3))
     hist = np.bincount(bins, minlength=52).astype(np.float32)
     hist = np.sqrt(hist / hist.sum())
-    return grid.astype(np.float32), hist, float(s.mean()), float(v.mean()), colourfulness
+    return grid.astype(np.float32), hist, float(s.mean()), float(v.mean()), colourfulness, channel_corr
 
 
-def _gray_features(img: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _gray_features(
+    img: Image.Image,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[float, float]]:
     """Edges (HOG-like, 4×4 cells × 9 unsigned orientations), an 8×8 normalised
     thumbnail (coarse layout) and a 16-bin grey histogram, plus the statistics."""
     gray_img = img.convert("L")
@@ -171,7 +186,22 @@ def _gray_features(img: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray
         ],
         dtype=np.float32,
     )
-    return hog.astype(np.float32), thumb.astype(np.float32), ghist.astype(np.float32), stats
+    extra = (math.sqrt(gray_var), lap_var / (gray_var + 1e-6))
+    return hog.astype(np.float32), thumb.astype(np.float32), ghist.astype(np.float32), stats, extra
+
+
+def _defects(gray_std: float, brightness: float, channel_corr: float, hf_ratio: float, min_side: int) -> np.ndarray:
+    """One direction per kind of unusable frame, exactly zero for ordinary photos (the
+    thresholds sit well outside what the sample photos span: std ≥ 0.05, channel
+    correlation ≥ 0.36, Laplacian/variance ≤ 6, shorter side ≥ 98 px), so they push
+    garbage far from everything without moving normal images at all."""
+    flat = min(max(1.0 - gray_std / 0.03, 0.0), 1.0)  # blank frame
+    noise = max(
+        min(max((0.25 - channel_corr) / 0.25, 0.0), 1.0),  # colour noise: channels independent
+        min(max((hf_ratio - 10.0) / 10.0, 0.0), 1.0),  # grey noise: energy at the pixel scale
+    )
+    tiny = min(max((32.0 - min_side) / 24.0, 0.0), 1.0)  # thumbnails, icons, broken exports
+    return np.array([flat * (1.0 - brightness), flat * brightness, noise, tiny], np.float32)
 
 
 def describe(img: Image.Image) -> np.ndarray:
@@ -182,8 +212,10 @@ def describe(img: Image.Image) -> np.ndarray:
         img = img.copy()
         img.thumbnail((DECODE_SIDE, DECODE_SIDE), Image.Resampling.BILINEAR)
     w, h = img.size
-    grid, chist, sat_mean, val_mean, colourfulness = _color_blocks(img)
-    hog, thumb, ghist, gstats = _gray_features(img)
+    grid, chist, sat_mean, val_mean, colourfulness, channel_corr = _color_blocks(img)
+    hog, thumb, ghist, gstats, (gray_std, hf_ratio) = _gray_features(img)
+    orig_w, orig_h = img.info.get("original_size", (w, h))
+    defects = _defects(gray_std, val_mean, channel_corr, hf_ratio, min(orig_w, orig_h))
     stats = np.concatenate(
         [
             gstats,
@@ -210,6 +242,7 @@ def describe(img: Image.Image) -> np.ndarray:
             hog * W_HOG,
             thumb * W_THUMB,
             stats * W_STATS,
+            defects * W_DEFECT,
         ]
     ).astype(np.float32)
     norm = float(np.linalg.norm(vec))
