@@ -10,8 +10,15 @@ Two implementations share one decision rule:
   vector product per step. It is the benchmark baseline and the correctness oracle.
 * :func:`fps_batched` - K runs advanced together. Each step computes the new centres'
   similarities for all K runs with ONE matrix product (``emb @ centres.T``, N x K,
-  float32) and updates a (K, N) matrix of running minimum distances. Memory beyond the
-  embedding matrix is two K x N float32 arrays; excluded rows are masked, never copied.
+  float32; centres whose distance column is still cached from another run are left
+  out) and updates a (K, N) matrix of running minimum distances. Memory beyond the
+  embedding matrix (work arrays + cache) stays under 0.4 x the matrix; excluded rows
+  are masked, never copied.
+
+  Speed, measured: on this 2-core box one N x 20 float32 product costs about 4.5
+  matrix-vector products (OpenBLAS packs the matrix; the vector product is
+  memory-bound), so batching alone gives ~4x over the plain loop; the column cache
+  adds ~20%.
 
 Why a shared decision rule: BLAS rounds a matrix-matrix product differently from a
 matrix-vector product (about 1e-7), so a plain float32 ``argmax`` would let the two
