@@ -40,6 +40,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Static
 
@@ -106,8 +107,10 @@ class PickselApp(App[int]):
         state_dir: Path | None = None,
         graphics: str = "auto",
         seed: int | None = None,
+        compute_umap: bool = True,
     ) -> None:
         super().__init__()
+        self.compute_umap = compute_umap  # tests/screenshots: keep the PCA map, no UMAP thread
         self.album = Path(album)
         self.state_dir_override = Path(state_dir) if state_dir is not None else None
         self.graphics = GraphicsMode.parse(graphics)
@@ -130,21 +133,26 @@ class PickselApp(App[int]):
             with Vertical(id="middle"):
                 yield Static("", id="banner")
                 yield ThumbList(id="list")
-                yield ImagePreview(id="preview")
+                yield ImagePreview(id="preview", graphics=self.graphics)
             yield CuratorSidebar(id="sidebar")
         yield Footer()
 
+    def main_query(self, selector: str, expect_type=None):
+        """Query the main screen even while a dialog is on top."""
+        screen = self.screen_stack[0] if self.screen_stack else self.screen
+        return screen.query_one(selector, expect_type) if expect_type else screen.query_one(selector)
+
     @property
     def map_view(self) -> MapView:
-        return self.query_one("#map", MapView)
+        return self.main_query("#map", MapView)
 
     @property
     def thumbs(self) -> ThumbList:
-        return self.query_one("#list", ThumbList)
+        return self.main_query("#list", ThumbList)
 
     @property
     def sidebar(self) -> CuratorSidebar:
-        return self.query_one("#sidebar", CuratorSidebar)
+        return self.main_query("#sidebar", CuratorSidebar)
 
     def on_mount(self) -> None:
         self.query_one("#map").border_title = "Map"
@@ -154,7 +162,7 @@ class PickselApp(App[int]):
 
     def banner(self, text: str) -> None:
         """A persistent message above the list (no index, empty album...)."""
-        b = self.query_one("#banner", Static)
+        b = self.main_query("#banner", Static)
         b.update(text)
         b.display = bool(text)
 
@@ -202,7 +210,7 @@ class PickselApp(App[int]):
             self.banner(f"{self.album} is not indexed. Press r to index it, q to quit.")
 
     def action_reindex(self) -> None:
-        full = "damaged" in str(self.query_one("#banner", Static).render())
+        full = "damaged" in str(self.main_query("#banner", Static).render())
         self.map_cancel.set()
         self.push_screen(
             IndexingScreen(self.album, self.state_dir_override, full=full), self._indexed
@@ -237,6 +245,10 @@ class PickselApp(App[int]):
             return
         self._pca = pca_map(c.index.embeddings)
         self._map_pct = 0
+        if not self.compute_umap:
+            self._set_map(self._pca, "map: PCA")
+            self._pca = None
+            return
         self._set_map(self._pca, "map: PCA (UMAP 0%)")
         self.map_cancel = threading.Event()
         self.compute_map(c.index, c.state_dir, self.map_cancel)
@@ -328,7 +340,7 @@ class PickselApp(App[int]):
     @on(MapView.GraphicsChanged)
     def _graphics_changed(self, msg: MapView.GraphicsChanged) -> None:
         self.graphics = msg.mode
-        for widget in (self.thumbs, self.query_one("#preview")):
+        for widget in (self.thumbs, self.main_query("#preview")):
             if hasattr(widget, "set_graphics"):
                 widget.set_graphics(msg.mode)
         self.notify(f"graphics: {msg.mode.label} (map draws {msg.effective.label})")
@@ -340,7 +352,10 @@ class PickselApp(App[int]):
 
     def _show_preview(self) -> None:
         c, row = self.curator, self.current_row
-        preview = self.query_one("#preview", ImagePreview)
+        try:
+            preview = self.main_query("#preview", ImagePreview)
+        except NoMatches:  # shutting down
+            return
         if c is None or row is None or row >= c.n or not preview.display:
             return
         preview.show(c.album / c.rel(row), "")
@@ -393,9 +408,8 @@ class PickselApp(App[int]):
         if self.job is not None:
             self.notify("A selection is already running (escape cancels it).", severity="warning")
             return
-        available = int(c.n - c.excluded_mask().sum())
         try:
-            count = self.sidebar.validated("count", available)
+            count = self.sidebar.validated("count")
             iterations = self.sidebar.validated("iterations")
         except UsageError as e:
             self.notify(str(e), severity="error")
@@ -446,7 +460,7 @@ class PickselApp(App[int]):
             return
         saved = c.apply_result(msg.result)
         method = METHOD_LABELS.get(saved.method, saved.method)
-        self.sidebar.show_note(f"{method}: {saved.iterations} runs, seed {saved.seed}")
+        self.sidebar.show_note(f"{method.split(' ')[0]} · {saved.iterations} runs · seed {saved.seed}")
         self._changed()
         if self.current_row is None and len(saved.consensus):
             self.current_row = c.rows.get(saved.consensus[0])

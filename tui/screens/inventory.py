@@ -90,18 +90,18 @@ class InventoryScreen(ModalScreen[str | None]):
         if path.exists():
             self.app.push_screen(
                 ConfirmScreen(f"{path} exists. Replace it?", yes="Replace", no="Keep"),
-                lambda yes: self._write(path) if yes else self._message("Not written."),
+                lambda yes: self._write(path, overwrite=True) if yes else self._message("Not written."),
             )
             return
         self._write(path)
 
-    def _write(self, path: Path) -> None:
+    def _write(self, path: Path, *, overwrite: bool = False) -> None:
         from picksel.inventory import inventory_rows, write_inventory
 
         try:
             rows = inventory_rows(self.paths, self.selection, self.excluded)
             path.parent.mkdir(parents=True, exist_ok=True)
-            n = write_inventory(path, rows, csv=self.csv())
+            n = write_inventory(path, rows, csv=self.csv(), overwrite=overwrite)
         except (PickselError, OSError) as e:
             self._message(Text(f"Cannot write {path}: {getattr(e, 'strerror', None) or e}", style="bold red"))
             return

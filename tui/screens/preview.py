@@ -45,7 +45,7 @@ class PreviewScreen(ModalScreen[None]):
         with Horizontal(classes="dialog preview-dialog") as box:
             box.border_title = self.details.rel
             box.border_subtitle = "escape closes"
-            yield ImagePreview(id="big-image")
+            yield ImagePreview(id="big-image", graphics=self.graphics)
             with VerticalScroll(id="preview-facts"):
                 yield Static(details_table(self.details), id="preview-table")
                 yield Static(

@@ -1,0 +1,45 @@
+"""Helpers for the app-level TUI tests: an indexed real-image album and a driver."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from picksel.state import load_state
+
+
+def index_album(album: Path) -> Path:
+    """Index ``album`` with the builtin encoder (fast) and cache a PCA map for it, so
+    the app never starts a UMAP computation in tests."""
+    from picksel.index import build_index
+    from picksel.mapping import MapData, pca_map, save_map
+
+    index, _report = build_index(album)
+    save_map(album / ".picksel", MapData(pca_map(index.embeddings), "pca", index.fingerprint()))
+    return album
+
+
+OUR_GROUPS = {"select", "export", "index"}  # not "map" (UMAP) nor DirectoryTree's loader
+
+
+async def settle(app, pilot, rounds: int = 3) -> None:
+    """Wait until workers are done and the messages they posted are handled."""
+    from textual.worker import WorkerCancelled
+
+    for _ in range(rounds):
+        for worker in [w for w in app.workers if w.group in OUR_GROUPS]:
+            with contextlib.suppress(WorkerCancelled):
+                await worker.wait()
+        await pilot.pause()
+
+
+def saved_state(app):
+    state, _warning = load_state(app.curator.state_dir)
+    return state
+
+
+def set_field(app, field_id: str, value: str) -> None:
+    """Type into a sidebar field the way a user would (fires Input.Changed)."""
+    from textual.widgets import Input
+
+    app.query_one(f"#{field_id}", Input).value = value
