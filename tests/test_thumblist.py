@@ -6,7 +6,9 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from picksel.thumbs import is_placeholder
 from picksel.tui.viewstate import ViewModel
+from picksel.tui.widgets.preview import ImagePreview
 from picksel.tui.widgets.thumblist import ITEM_HEIGHT, ThumbList
 from PIL import Image
 from textual.app import App, ComposeResult
@@ -166,3 +168,32 @@ async def test_real_thumbnails_decode_in_the_background(small_album: Path, tmp_p
         assert len(half_cells) >= 6 * 2 * 10  # decoded swatches, 6 cells × 2 lines each
         assert any("n/a" in line.text for line in lines)  # broken.jpg: placeholder, no crash
         assert list((vm.state_dir / "thumbs" / "64").glob("*.png"))
+
+
+class PreviewApp(App):
+    def compose(self) -> ComposeResult:
+        yield ImagePreview()
+
+
+async def _wait_for(pilot, predicate) -> None:
+    for _ in range(150):
+        await pilot.pause(0.02)
+        if predicate():
+            return
+
+
+async def test_image_preview_shows_images_and_survives_broken_files(small_album: Path) -> None:
+    app = PreviewApp()
+    async with app.run_test(size=(40, 16)) as pilot:
+        p = app.query_one(ImagePreview)
+        photo = sorted((small_album / "photos").glob("*.jpg"))[0]
+        p.show(photo)
+        await _wait_for(pilot, lambda: p.image is not None)
+        assert p.image is not None and p.image.size[0] > 64 and p.caption == photo.name
+        p.show(small_album / "digits" / "broken.jpg", "")
+        await _wait_for(pilot, lambda: p.image is not None and is_placeholder(p.image))
+        assert p.image is not None and is_placeholder(p.image)
+        assert p.caption.startswith("broken.jpg — ")
+        p.show(None)
+        await pilot.pause()
+        assert p.image is None and p.caption == ""
