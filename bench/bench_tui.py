@@ -216,7 +216,7 @@ def main(quick: bool = False) -> None:
     growth = after - before
     print(
         f"list memory over 50 page scrolls (tracemalloc, LRU full): {before:.0f} KiB -> {after:.0f} KiB "
-        f"(+{growth:.0f} KiB)  (target growth <= {MEMORY_TARGET_KIB:.0f} KiB) "
+        f"({growth:+.0f} KiB)  (target growth <= {MEMORY_TARGET_KIB:.0f} KiB) "
         f"{_verdict(growth <= MEMORY_TARGET_KIB)}"
     )
 
