@@ -83,7 +83,7 @@ class PickselApp(App[int]):
         Binding("escape", "cancel", "Cancel", show=False),
         Binding("m", "switch_method", "Method", show=False),
         Binding("x", "toggle_exclude", "Exclude"),
-        Binding("X", "exclude_threshold", "Excl≥T", key_display="X"),
+        Binding("X", "exclude_threshold", "Excl≥T", show=False, key_display="X"),
         Binding("C", "clear_exclusions", "Clear excl.", show=False, key_display="C"),
         Binding("c", "clear_selection", "Clear sel.", show=False),
         Binding("p", "pin", "Pin", show=False),
@@ -459,11 +459,16 @@ class PickselApp(App[int]):
             self.notify(f"Selection failed: {msg.error}", severity="error", timeout=10)
             return
         saved = c.apply_result(msg.result)
-        method = METHOD_LABELS.get(saved.method, saved.method)
-        self.sidebar.show_note(f"{method.split(' ')[0]} · {saved.iterations} runs · seed {saved.seed}")
+        short = {"fps": "FPS", "kmeans": "K-Means"}.get(saved.method, saved.method)
+        self.sidebar.show_note(f"{short} · {saved.iterations} runs · seed {saved.seed}")
         self._changed()
-        if self.current_row is None and len(saved.consensus):
-            self.current_row = c.rows.get(saved.consensus[0])
+        # jump to the top of the new selection so the result is in view on both panes
+        first = c.rows.get(saved.consensus[0]) if saved.consensus else None
+        if first is not None:
+            self.current_row = first
+            self.thumbs.focus_row(first)
+            self.map_view.move_cursor_to(first)
+            self._schedule_preview()
 
     def action_cancel(self) -> None:
         if self.job is not None:

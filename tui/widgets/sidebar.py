@@ -226,7 +226,7 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
         self.query_one("#legend", Static).update(legend)
         chart = self.query_one("#chart", Static)
         if len(freqs):
-            title = Text(f"votes in {iterations} runs, {len(freqs):,} images\n", style="dim")
+            title = Text(f"{len(freqs):,} voted · {iterations} runs\n", style="dim")
             chart.update(title + vote_chart(freqs))
             chart.display = True
         else:
