@@ -142,3 +142,17 @@ def test_run_selection_fps_memory_stays_within_half_the_matrix() -> None:
     finally:
         tracemalloc.stop()
     assert 1.0 + peak / emb.nbytes <= 1.5
+
+
+def test_split_product_matches_plain_product(monkeypatch) -> None:
+    monkeypatch.setattr(fps, "SPLIT_ROWS", 100)
+    monkeypatch.setattr(fps, "SPLIT_BLOCK", 64)
+    emb = unit_rows(1000, 24, seed=12)
+    centres = emb[[3, 500, 999]]
+    out = np.empty((3, 1000), np.float32)
+    fps.distance_rows(emb, centres, out)
+    assert np.allclose(out, 1.0 - centres @ emb.T, atol=1e-6)
+    starts = np.array([1, 700, 999])
+    got = fps_batched(emb, 25, starts)
+    for k, s in enumerate(starts):
+        assert got[k].tolist() == fps_reference(emb, 25, int(s)).tolist()
