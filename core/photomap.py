@@ -277,14 +277,14 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
         report.removed = sum(1 for p in old.paths if p not in seen)
     if gone:
         report.messages.append(
-            f"{_count(len(gone), 'file')} listed in the PhotoMapAI index no longer exist and "
-            f"{'were' if len(gone) != 1 else 'was'} left out: " + ", ".join(gone[:5])
+            f"{_count(len(gone), 'file')} listed in the PhotoMapAI index no longer "
+            f"{'exist and were' if len(gone) != 1 else 'exists and was'} left out: " + ", ".join(gone[:5])
             + (", …" if len(gone) > 5 else "")
         )
     if outside:
         report.messages.append(
-            f"{_count(len(outside), 'file')} in the PhotoMapAI index lie outside the album and "
-            f"{'were' if len(outside) != 1 else 'was'} left out: " + ", ".join(outside[:3])
+            f"{_count(len(outside), 'file')} in the PhotoMapAI index "
+            f"{'lie outside the album and were' if len(outside) != 1 else 'lies outside the album and was'} left out: " + ", ".join(outside[:3])
             + (", …" if len(outside) > 3 else "")
         )
     missing = [e.rel for e in entries if e.rel not in seen]

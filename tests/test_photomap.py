@@ -115,8 +115,8 @@ def test_missing_outside_and_unindexed_files_reported(tmp_path: Path, demo_image
     idx, rep = build_index(root)
     assert idx.paths == sorted([NAMES[1], NAMES[2]])
     text = "\n".join(rep.messages)
-    assert "1 file listed in the PhotoMapAI index no longer exist" in text and NAMES[0] in text
-    assert "1 file in the PhotoMapAI index lie outside the album" in text
+    assert "1 file listed in the PhotoMapAI index no longer exists and was left out" in text and NAMES[0] in text
+    assert "1 file in the PhotoMapAI index lies outside the album and was left out" in text
     assert "2 images are not in the PhotoMapAI index; run PhotoMapAI again or `picksel index --full`" in text
     m = load_map(root / ".picksel", idx.fingerprint())
     assert m is not None
