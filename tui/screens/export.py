@@ -134,6 +134,7 @@ class ExportScreen(ModalScreen[object]):
 
     def on_mount(self) -> None:
         self.query_one("#export-progress").display = False
+        self.query_one("#tree", FolderTree).root.expand()
         self.query_one("#dest", Input).focus()
 
     # ------------------------------------------------------------------ steps
