@@ -59,6 +59,8 @@ async def _launch(album: Path) -> tuple[float, int]:
     t0 = time.perf_counter()
     app = PickselApp(album, graphics="text", compute_umap=False)
     async with app.run_test(size=(120, 40)) as pilot:
+        for worker in [w for w in app.workers if w.group == "open"]:
+            await worker.wait()
         await pilot.pause()
         assert app.curator is not None and app.curator.n > 0
         assert app.thumbs.model is not None

@@ -26,7 +26,7 @@ async def _shoot(album: Path) -> list[Path]:
     shots: list[Path] = []
 
     async def settle(pilot) -> None:
-        for worker in [w for w in app.workers if w.group in ("select", "export")]:
+        for worker in [w for w in app.workers if w.group in ("open", "select", "export")]:
             await worker.wait()
         await pilot.pause(0.8)
         app.clear_notifications()

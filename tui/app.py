@@ -13,7 +13,9 @@ only possible before Textual owns the terminal, so the probe happens in ``run_ap
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +125,9 @@ class PickselApp(App[int]):
         self._map_pct = -1
         self._preview_timer = None
         self.title = f"picksel — {self.album.name}"
+        self._cached_map = None
+        # start reading the album now: by the time the screen is up, the data is too
+        self._loading: Future | None = self._start_loading()
 
     # ------------------------------------------------------------------ layout
 
@@ -168,9 +173,34 @@ class PickselApp(App[int]):
 
     # ------------------------------------------------------------------ opening
 
+    def _start_loading(self) -> Future:
+        """Read index, state and cached map in a thread: it overlaps Textual's own
+        start-up, and numpy's file reads release the GIL."""
+        future: Future = Future()
+
+        def load() -> None:
+            from picksel.mapping import load_map
+
+            try:
+                curator, warning = Curator.open(self.album, self.state_dir_override)
+                cached = load_map(curator.state_dir, curator.fingerprint) if curator.n else None
+                curator.rows  # noqa: B018 - build the path -> row table here, off the UI thread
+                future.set_result((curator, warning, cached))
+            except BaseException as e:  # noqa: BLE001 - re-raised on the UI side
+                future.set_exception(e)
+
+        threading.Thread(target=load, name="picksel-open", daemon=True).start()
+        return future
+
     def open_album(self) -> None:
+        if self._loading is None:
+            self._loading = self._start_loading()
+        self.finish_open(self._loading)
+
+    @work(exclusive=True, group="open")
+    async def finish_open(self, loading: Future) -> None:
         try:
-            curator, warning = Curator.open(self.album, self.state_dir_override)
+            curator, warning, cached = await asyncio.wrap_future(loading)
         except IndexMissing:
             self.banner(f"{self.album} has no index yet. Press r to index it.")
             self.push_screen(IndexingScreen(self.album, self.state_dir_override), self._indexed)
@@ -183,6 +213,9 @@ class PickselApp(App[int]):
             self.banner(f"Cannot open the album: {e}")
             self.notify(str(e), severity="error", timeout=10)
             return
+        finally:
+            self._loading = None
+        self._cached_map = cached
         if warning:
             self.notify(warning, title="state.json", severity="warning", timeout=12)
         self.curator = curator
@@ -239,7 +272,9 @@ class PickselApp(App[int]):
         if c.n == 0:
             self._set_map(np.zeros((0, 2), np.float32), "map: empty album")
             return
-        cached = load_map(c.state_dir, c.fingerprint)
+        cached, self._cached_map = self._cached_map, None
+        if cached is None:
+            cached = load_map(c.state_dir, c.fingerprint)
         if cached is not None and cached.coords.shape[0] == c.n:
             self._set_map(cached.coords, f"map: {MAP_LABELS.get(cached.kind, cached.kind)}")
             return
