@@ -298,7 +298,13 @@ def build_index(
 
     entries = scan_album(album, progress=progress, cancel=cancel)
     enc_id = canonical_spec(encoder)
-    if old is not None and (old.encoder != enc_id or old.source != "picksel"):
+    stale_width = (
+        old is not None
+        and enc_id.startswith("builtin")
+        and len(old) > 0
+        and old.dim != _builtin_dim()
+    )  # a development build wrote another width under the same id: never mix widths
+    if old is not None and (old.encoder != enc_id or old.source != "picksel" or stale_width):
         report.messages.append(
             f"encoder changed ({old.encoder} → {enc_id}): re-encoding all {len(entries)} images"
         )

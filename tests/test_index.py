@@ -313,3 +313,13 @@ def test_indexed_file_that_breaks_leaves_the_index(small_album: Path):
     assert "digits/04.png" not in idx.paths and len(idx) == len(first) - 1
     assert (rep.added, rep.updated, rep.removed) == (0, 0, 1)
     assert dict(rep.failures)["digits/04.png"] in ("truncated file", "not an image")
+
+
+def test_index_with_another_width_is_reencoded(small_album: Path, counting):
+    first, _ = build_index(small_album)
+    old = load_index(small_album)
+    old.embeddings = np.ascontiguousarray(old.embeddings[:, :-4])  # as written by an older build
+    save_index(old)
+    counting.clear()
+    idx, rep = build_index(small_album)
+    assert len(counting) == len(first) + 1 and idx.embeddings.shape == first.embeddings.shape
