@@ -193,6 +193,16 @@ print(json.dumps({"seconds": dt, "cpu": cpu, "peak": peak, "rss_delta": (rss - b
 """
 
 
+_TOUCH_SNIPPET = r"""
+import sys, time
+import numpy as np
+t = time.perf_counter()
+a = np.empty(int(sys.argv[1]), np.float32)
+a.fill(1.0)
+print(time.perf_counter() - t)
+"""
+
+
 def make_photomap(n: int, d: int) -> Path:
     folder = CACHE / f"photomap_{n}x{d}" / "photomap_index"
     path = folder / "embeddings.npz"
@@ -224,19 +234,32 @@ def bench_photomap_load(n: int, d: int) -> None:
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     # Warm the page cache once so we time parsing, not the first disk read.
     (folder / "embeddings.npz").read_bytes()
-    out = subprocess.run(
-        [sys.executable, "-c", _LOAD_SNIPPET, str(folder)],
+    runs = []
+    for _ in range(3):  # fresh processes: first touch of new memory varies a lot on VMs
+        out = subprocess.run(
+            [sys.executable, "-c", _LOAD_SNIPPET, str(folder)],
+            check=True, capture_output=True, text=True, env=env,
+        )
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    runs.sort(key=lambda r: r["seconds"])
+    res = runs[1]  # the median run
+    best = runs[0]["seconds"]
+    # Reference floor: allocating and filling the same number of bytes in a fresh
+    # process (first touch of new memory; on some VMs this alone takes seconds).
+    floor = subprocess.run(
+        [sys.executable, "-c", _TOUCH_SNIPPET, str(n * d)],
         check=True, capture_output=True, text=True, env=env,
     )
-    res = json.loads(out.stdout.strip().splitlines()[-1])
+    touch = float(floor.stdout.strip().splitlines()[-1])
     matrix = n * d * 4
     ratio_py = res["peak"] / matrix
     ratio_rss = res["rss_delta"] / matrix
     t_target = 1.5 * (n * d) / (100_000 * 768)
     ok = res["seconds"] <= t_target and ratio_py <= 1.5
-    print(f"load PhotoMapAI index N={n} D={d} ({matrix / 1e6:.0f} MB): {res['seconds']:.2f} s (CPU {res['cpu']:.2f} s), "
+    print(f"load PhotoMapAI index N={n} D={d} ({matrix / 1e6:.0f} MB): {res['seconds']:.2f} s median of 3 (best {best:.2f} s, CPU {res['cpu']:.2f} s), "
           f"peak traced {ratio_py:.2f}x matrix, RSS delta {ratio_rss:.2f}x  "
           f"target <= {t_target:.2f} s and <= 1.5x {_verdict(ok)}")
+    print(f"   (floor: allocating + filling {matrix / 1e6:.0f} MB in a fresh process takes {touch:.2f} s here)")
 
 
 def main(quick: bool = False) -> None:
