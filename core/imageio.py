@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import warnings
 import zlib
 from pathlib import Path
 from struct import error as struct_error
@@ -32,7 +31,7 @@ class UnreadableImage(PickselError):
 
 def _reason(exc: BaseException) -> str:
     text = str(exc).lower()
-    if isinstance(exc, Image.DecompressionBombError | Image.DecompressionBombWarning):
+    if isinstance(exc, Image.DecompressionBombError):
         return "decompression bomb"
     if isinstance(exc, UnidentifiedImageError):
         return "not an image"
@@ -89,36 +88,35 @@ def open_image(path: Path, *, max_side: int | None = None, draft_side: int | Non
     except OSError as exc:
         raise UnreadableImage(_reason(exc)) from exc
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                if w * h > MAX_PIXELS:
-                    raise UnreadableImage(f"decompression bomb ({w * h:,} pixels)")
-                if w <= 0 or h <= 0:
-                    raise UnreadableImage("not an image")
-                draft = draft_side or max_side
-                if draft is not None and im.format == "JPEG":
-                    # draft() picks the smallest 1/2^k scale still >= the request.
-                    im.draft("RGB", (draft, draft))
-                im.load()
-                out = ImageOps.exif_transpose(im)
-                out = _flatten(out)
-                if max_side is not None and max(out.size) > max_side:
-                    out.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-                if out is im:
-                    out = out.copy()  # detach from the file handle before closing it
-                # Encoders judge resolution from the file, not from the reduced decode.
-                out.info["original_size"] = (w, h)
-                return out
+        # Our own header check is the bomb guard (Pillow's DecompressionBombError is a
+        # second line). No warnings.catch_warnings() here: it mutates process-global
+        # state and open_image runs on several threads in the TUI.
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise UnreadableImage(f"decompression bomb ({w * h:,} pixels)")
+            if w <= 0 or h <= 0:
+                raise UnreadableImage("not an image")
+            draft = draft_side or max_side
+            if draft is not None and im.format == "JPEG":
+                # draft() picks the smallest 1/2^k scale still >= the request.
+                im.draft("RGB", (draft, draft))
+            im.load()
+            out = ImageOps.exif_transpose(im)
+            out = _flatten(out)
+            if max_side is not None and max(out.size) > max_side:
+                out.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
+            if out is im:
+                out = out.copy()  # detach from the file handle before closing it
+            # Encoders judge resolution from the file, not from the reduced decode.
+            out.info["original_size"] = (w, h)
+            return out
     except UnreadableImage:
         raise
     except Image.DecompressionBombError as exc:
         m = re.search(r"\((\d+) pixels\)", str(exc))
         detail = f" ({int(m.group(1)):,} pixels)" if m else ""
         raise UnreadableImage(f"decompression bomb{detail}") from exc
-    except Image.DecompressionBombWarning as exc:
-        raise UnreadableImage("decompression bomb") from exc
     except (OSError, ValueError, SyntaxError, EOFError, zlib.error, MemoryError,
             IndexError, TypeError, struct_error) as exc:
         raise UnreadableImage(_reason(exc)) from exc
