@@ -32,7 +32,7 @@ from picksel.scan import scan_album
 
 INDEX_FILENAME = "index.npz"
 INDEX_VERSION = 1
-BATCH_SIZE = 64
+BATCH_SIZE = 128
 """Files per encode batch: progress is reported and cancel checked between batches."""
 
 _REQUIRED = ("embeddings", "paths", "mtimes", "sizes", "encoder", "version", "source")

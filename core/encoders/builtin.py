@@ -261,7 +261,7 @@ def _describe_path(path: str) -> tuple[np.ndarray | None, str]:
 PARALLEL_MIN = 32
 """Below this many files a worker pool costs more than it saves."""
 
-_CHUNK = 8
+_CHUNK = 4
 
 
 def _make_pool(workers: int) -> Executor | None:
