@@ -266,7 +266,7 @@ def main(quick: bool = False) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"(machine load average {load:.1f} on {os.cpu_count()} cores: timings assume an idle machine)")
     if quick:
-        bench_encoder(24)
+        bench_encoder(48)  # above PARALLEL_MIN, so the worker pool is used
         bench_reindex(1000)
         bench_photomap_load(10_000, 768)
     else:
