@@ -213,37 +213,47 @@ cache while the two cores share the work without OpenBLAS's hand-offs)."""
 SPLIT_BLOCK = 1024
 
 
-def distance_rows(emb: np.ndarray, centres: np.ndarray, out: np.ndarray) -> None:
-    """``out[j] = 1 - emb @ centres[j]`` for every centre (out is (M, N) float32)."""
-    n = emb.shape[0]
+def split_rows(n: int, part: Callable[[int, int], None], block: int = SPLIT_BLOCK) -> None:
+    """Run ``part(lo, hi)`` over row blocks of ``range(n)``: two Python threads with
+    single-threaded BLAS when ``n >= SPLIT_ROWS``, else one call in this thread.
+
+    ``part`` must only write its own rows (numpy and BLAS release the GIL).
+    """
     if n < SPLIT_ROWS:
-        np.matmul(centres, emb.T, out=out)
-        np.subtract(1.0, out, out=out)
+        part(0, n)
         return
 
-    def part(lo: int, hi: int) -> None:
-        for s in range(lo, hi, SPLIT_BLOCK):
-            e = min(hi, s + SPLIT_BLOCK)
-            blk = out[:, s:e]
-            np.matmul(centres, emb[s:e].T, out=blk)
-            np.subtract(1.0, blk, out=blk)
+    def run(lo: int, hi: int) -> None:
+        for s in range(lo, hi, block):
+            part(s, min(hi, s + block))
 
     failure: list[BaseException] = []
 
     def guarded(lo: int, hi: int) -> None:
         try:
-            part(lo, hi)
+            run(lo, hi)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
             failure.append(exc)
 
-    half = (n // 2 // SPLIT_BLOCK) * SPLIT_BLOCK
+    half = (n // 2 // block) * block
     with _controller().limit(limits=1, user_api="blas"):
         worker = threading.Thread(target=guarded, args=(half, n), daemon=True)
         worker.start()
-        part(0, half)
+        run(0, half)
         worker.join()
     if failure:
         raise failure[0]
+
+
+def distance_rows(emb: np.ndarray, centres: np.ndarray, out: np.ndarray) -> None:
+    """``out[j] = 1 - emb @ centres[j]`` for every centre (out is (M, N) float32)."""
+
+    def part(lo: int, hi: int) -> None:
+        blk = out[:, lo:hi]
+        np.matmul(centres, emb[lo:hi].T, out=blk)
+        np.subtract(1.0, blk, out=blk)
+
+    split_rows(emb.shape[0], part)
 
 
 class _ColumnCache:

@@ -4,9 +4,10 @@ What makes it fast (measured in bench/bench_select.py against the reference's
 ``MiniBatchKMeans(n_clusters=N, n_init=1)`` per iteration):
 
 1. **One PCA per run, shared by all iterations.** The embeddings are projected once onto
-   their top ``PCA_DIMS`` (128) principal axes, fitted on a seeded subsample of at most
+   their top ``PCA_DIMS`` (64) principal axes, fitted on a seeded subsample of at most
    ``PCA_SAMPLE`` rows (covariance + ``eigh``). Every Monte Carlo iteration then
-   clusters 128-d points instead of 768-d ones.
+   clusters 64-d points instead of 768-d ones (64 measured both faster and no worse
+   in original-space inertia than 128 on the benchmark data).
 2. **Full-batch Lloyd on the reduced data** (numpy: chunked float32 BLAS, argmin of
    ``||c||^2 - 2 x.c``, sparse one-hot sums for the means), started from k-means++ run
    on a subsample of at most ``INIT_SAMPLE`` rows, capped at ``LLOYD_ITER`` iterations.
@@ -31,11 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from picksel.errors import Cancelled
-from picksel.fps import blas_threads_for
+from picksel.fps import SPLIT_ROWS, blas_threads_for, split_rows
 
-PCA_DIMS = 128
+PCA_DIMS = 64
 PCA_SAMPLE = 20_000
-INIT_SAMPLE = 10_000
+INIT_SAMPLE = 5_000
 LLOYD_ITER = 30
 LLOYD_TOL = 1e-3
 
@@ -142,18 +143,25 @@ def assign(x: np.ndarray, centres: np.ndarray, xx: np.ndarray | None = None) -> 
     """Nearest centre of each row (argmin of ||c||^2 - 2 x.c) and the squared distance."""
     n = x.shape[0]
     cc = _sq_norms(centres)
+    minus_two_ct = np.ascontiguousarray(-2.0 * centres.T, dtype=np.float32)
     labels = np.empty(n, dtype=np.int32)
     dist = np.empty(n, dtype=np.float32)
     if xx is None:
         xx = _sq_norms(x)
-    block = 16384
-    for s in range(0, n, block):
-        prod = x[s : s + block] @ centres.T
-        prod *= -2.0
+
+    def part(lo: int, hi: int) -> None:
+        prod = x[lo:hi] @ minus_two_ct
         prod += cc
         lab = np.argmin(prod, axis=1)
-        labels[s : s + block] = lab
-        dist[s : s + block] = np.maximum(prod[np.arange(lab.size), lab] + xx[s : s + block], 0.0)
+        labels[lo:hi] = lab
+        best = np.take_along_axis(prod, lab[:, None], axis=1)[:, 0]
+        dist[lo:hi] = np.maximum(best + xx[lo:hi], 0.0)
+
+    if n >= SPLIT_ROWS:
+        split_rows(n, part, block=4096)
+    else:
+        for s in range(0, n, 8192):
+            part(s, min(n, s + 8192))
     return labels, dist
 
 
