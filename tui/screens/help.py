@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -46,8 +46,8 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         "Moving around",
         [
             ("tab / shift+tab", "next / previous pane (map, list, curator)"),
-            ("arrows, h j k l", "map: move the cursor to the nearest image · list: move"),
-            ("pageup / pagedown, home / end", "list: scroll by a page, go to first / last"),
+            ("arrows / h j k l", "map: move the cursor to the nearest image · list: move"),
+            ("pgup pgdn home end", "list: page up / down, first / last"),
             ("+ / - / 0", "map: zoom in / out / reset (around the cursor)"),
             ("up / down", "curator: previous / next control"),
             ("enter", "show the current image large, with its caption and votes"),
@@ -85,11 +85,15 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close")]
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(classes="dialog help-dialog") as box:
+        with Vertical(classes="dialog help-dialog") as box:
             box.border_title = "picksel — keys"
-            box.border_subtitle = "escape closes"
-            yield Static(INTRO, classes="help-intro")
-            yield Static(help_table(), classes="help-keys")
+            box.border_subtitle = "escape closes · ↑↓ scroll"
+            with VerticalScroll(id="help-scroll"):
+                yield Static(INTRO, classes="help-intro")
+                yield Static(help_table(), classes="help-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-scroll").focus()
 
     def action_close(self) -> None:
         self.dismiss(None)

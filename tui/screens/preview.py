@@ -55,7 +55,7 @@ class PreviewScreen(ModalScreen[None]):
                 )
 
     def on_mount(self) -> None:
-        self.query_one("#big-image").show(self.details.path, self.details.caption)
+        self.query_one("#big-image").show(self.details.path, "")  # caption is in the facts
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -209,6 +209,8 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
     def show_counts(self, counts: Counts, freqs: np.ndarray, iterations: int) -> None:
         self.query_one("#status", Static).update(counts.status())
         legend = Text()
+        mono = self.app.no_color  # greyed-out magenta/red would be unreadable: use weight
+        mono_styles = {"core": "bold underline", "stable": "bold", "variable": "", "excluded": "bold reverse"}
         for i, (tier, value) in enumerate(
             (
                 ("core", counts.core),
@@ -219,8 +221,9 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
         ):
             if i:
                 legend.append("\n")
-            legend.append("● ", style=TIER_STYLES[tier])
-            legend.append(f"{tier:<9}", style=TIER_STYLES[tier])
+            style = mono_styles[tier] if mono else TIER_STYLES[tier]
+            legend.append("● ", style=style)
+            legend.append(f"{tier:<9}", style=style)
             limits = {"core": "≥90%", "stable": "≥70%", "variable": "<70%", "excluded": ""}[tier]
             legend.append(f"{value:>6,} {limits}")
         self.query_one("#legend", Static).update(legend)
