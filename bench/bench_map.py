@@ -42,6 +42,7 @@ def _umap_run(n: int, cache: Path) -> tuple[float, float, float, float]:
 
 def main(quick: bool = False) -> None:
     import numpy as np
+
     from picksel.demo import build_demo_album
     from picksel.mapping import pca_map
 

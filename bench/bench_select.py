@@ -25,6 +25,7 @@ import time
 import tracemalloc
 
 import numpy as np
+
 from picksel.fps import fps_batched, fps_reference
 from picksel.kmeans import kmeans_once, reduce
 from picksel.select import run_selection

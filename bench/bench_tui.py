@@ -54,9 +54,10 @@ def _plotext_ms(coords: np.ndarray, width: int, height: int) -> float:
 
 
 async def _map_bench(n: int, size: tuple[int, int]) -> dict[str, tuple[float, float]]:
-    from picksel.tui.widgets.scatter import MapView
     from textual.app import App, ComposeResult
     from tui_helpers import fake_coords, fake_view_model
+
+    from picksel.tui.widgets.scatter import MapView
 
     coords = fake_coords(n)
     vm = fake_view_model(n, selected=min(500, n // 10))
@@ -108,10 +109,11 @@ async def _map_bench(n: int, size: tuple[int, int]) -> dict[str, tuple[float, fl
 
 
 async def _list_bench(n: int, album: Path, state_dir: Path, size: tuple[int, int]) -> dict:
-    from picksel.thumbs import load_thumbnail
-    from picksel.tui.widgets.thumblist import ThumbList
     from textual.app import App, ComposeResult
     from tui_helpers import fake_view_model
+
+    from picksel.thumbs import load_thumbnail
+    from picksel.tui.widgets.thumblist import ThumbList
 
     files = sorted(p.relative_to(album).as_posix() for p in album.rglob("*.jpg"))
     for rel in files:  # warm the on-disk cache

@@ -347,6 +347,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_select(args: argparse.Namespace) -> int:
     import numpy as np
+
     from picksel.album import state_dir as _state_dir
     from picksel.select import run_selection
     from picksel.state import SavedSelection, exclude_at_or_above, load_state, save_state

@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from picksel.errors import PickselError, ProgressFn, no_progress
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+from picksel.errors import PickselError, ProgressFn, no_progress
 
 MARKER = ".picksel-demo"
 MARKER_TEXT = (

@@ -40,6 +40,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
+
 from picksel.errors import Cancelled
 
 TIE_TOL = 1e-4

@@ -17,8 +17,9 @@ import zlib
 from pathlib import Path
 from struct import error as struct_error
 
-from picksel.errors import PickselError
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from picksel.errors import PickselError
 
 MAX_PIXELS = 178_956_970
 """Largest image we decode (Pillow's own error threshold, about 178 Mpx): anything

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from picksel.album import state_dir as album_state_dir
 from picksel.encoders import canonical_spec, close_encoder, encode_paths, get_encoder
 from picksel.errors import (

@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from picksel.errors import Cancelled
 from picksel.fps import SPLIT_ROWS, blas_threads_for, split_rows
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
 from picksel.errors import CancelFn, Cancelled, ProgressFn, never_cancel, no_progress
 from picksel.fsutil import atomic_write
 

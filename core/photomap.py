@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from picksel.errors import CancelFn, Cancelled, PickselError, ProgressFn
 from picksel.npzio import read_npz_array
 

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from picksel.errors import CancelFn, Cancelled, ProgressFn, UsageError
 from picksel.fps import as_unit_float32, fps_batched
 from picksel.kmeans import kmeans_once, reduce

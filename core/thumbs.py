@@ -16,10 +16,11 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
 from picksel.errors import PickselError
 from picksel.fsutil import atomic_write
 from picksel.imageio import thumbnail
-from PIL import Image
 
 THUMBS_DIRNAME = "thumbs"
 PLACEHOLDER_KEY = "picksel_placeholder"

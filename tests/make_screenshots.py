@@ -19,8 +19,9 @@ SIZE = (120, 40)
 
 
 async def _shoot(album: Path) -> list[Path]:
-    from picksel.tui.app import PickselApp
     from textual.widgets import Input
+
+    from picksel.tui.app import PickselApp
 
     app = PickselApp(album, graphics="halfcell", seed=11, compute_umap=False)
     shots: list[Path] = []
@@ -61,6 +62,7 @@ async def _shoot(album: Path) -> list[Path]:
 
 def main() -> int:
     import cairosvg
+
     from picksel.demo import build_demo_album
     from picksel.index import build_index
     from picksel.mapping import ensure_map

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from picksel.cli import run
 from picksel.scan import IMAGE_EXTENSIONS
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from picksel import demo
 from picksel.demo import FIXED_MTIME, GARBAGE_NAMES, MARKER, DemoReport, build_demo_album
 from picksel.errors import PickselError
-from PIL import Image
 
 
 def _hashes(root: Path) -> dict[str, str]:

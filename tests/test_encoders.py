@@ -5,11 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageEnhance, ImageFilter
+
 from picksel.encoders import Encoder, canonical_spec, encode_paths, get_encoder
 from picksel.encoders.builtin import DIM, ID, BuiltinEncoder, describe
 from picksel.encoders.clip import parse_spec
 from picksel.errors import PickselError
-from PIL import Image, ImageEnhance, ImageFilter
 
 HAS_OPEN_CLIP = importlib.util.find_spec("open_clip") is not None
 

@@ -7,11 +7,12 @@ import os
 import tempfile
 from pathlib import Path
 
-import picksel.export as export_mod
 import pytest
 from export_helpers import listing, make_album, stem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import picksel.export as export_mod
 from picksel.errors import Cancelled
 from picksel.export import ExportReport, export_images, place_no_replace, plan_export
 

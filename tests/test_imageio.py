@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from index_helpers import bomb_png, exif_rotated_jpeg, save_jpeg, truncated_copy, truncated_png
-from picksel.imageio import UnreadableImage, open_image, thumbnail
 from PIL import Image
+
+from picksel.imageio import UnreadableImage, open_image, thumbnail
 
 
 @pytest.fixture

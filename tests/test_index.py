@@ -5,7 +5,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import picksel.index as index_mod
 import pytest
 from index_helpers import (
     bomb_png,
@@ -15,10 +14,12 @@ from index_helpers import (
     truncated_copy,
     truncated_png,
 )
+from PIL import Image
+
+import picksel.index as index_mod
 from picksel.encoders.builtin import DIM
 from picksel.errors import Cancelled, IndexCorrupt, IndexMissing
 from picksel.index import AlbumIndex, build_index, index_path, load_index, save_index
-from PIL import Image
 
 
 @pytest.fixture

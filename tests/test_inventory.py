@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from picksel.errors import PickselError
 from picksel.inventory import HEADER, InventoryRow, inventory_rows, read_inventory, write_inventory
 from picksel.state import SavedSelection

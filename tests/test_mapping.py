@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from picksel import mapping
 from picksel.errors import Cancelled
 from picksel.mapping import (

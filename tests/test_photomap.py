@@ -4,14 +4,15 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import picksel.index as index_mod
 import pytest
 from index_helpers import Boom, unit_rows, write_photomap
+from PIL import Image
+
+import picksel.index as index_mod
 from picksel.errors import PickselError
 from picksel.index import build_index, load_index
 from picksel.mapping import load_map
 from picksel.photomap import LEGACY_MODEL_ID, find_photomap_dir, read_photomap, resolve_photomap
-from PIL import Image
 
 
 def _album(tmp_path: Path, demo_images, names: list[str]) -> tuple[Path, list[Path]]:

@@ -4,9 +4,10 @@ import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
 from picksel.errors import Cancelled, PickselError
 from picksel.scan import IMAGE_EXTENSIONS, SIDECAR_EXTENSIONS, find_sidecars, scan_album
-from PIL import Image
 
 
 def _img(path: Path, color=(200, 30, 30)) -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from textual.app import App, ComposeResult
+
 from picksel.tui import braille
 from picksel.tui.braille import View
 from picksel.tui.viewstate import (
@@ -16,7 +18,6 @@ from picksel.tui.viewstate import (
 )
 from picksel.tui.widgets.graphics import GraphicsMode, map_mode
 from picksel.tui.widgets.scatter import MapView
-from textual.app import App, ComposeResult
 
 # ---- rasteriser ---------------------------------------------------------------------
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from select_helpers import clustered_rows, mask_from_paths, unit_rows
+
 from picksel import select as sel
 from picksel.errors import Cancelled, UsageError
 from picksel.select import METHODS, SelectionResult, run_selection, tier_of, validate
-from select_helpers import clustered_rows, mask_from_paths, unit_rows
 
 
 def test_tier_thresholds() -> None:

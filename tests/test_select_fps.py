@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from select_helpers import brute_fps, clustered_rows, unit_rows
+
 from picksel import fps
 from picksel.errors import Cancelled
 from picksel.fps import as_unit_float32, exact_min_distance, fps_batched, fps_reference
-from select_helpers import brute_fps, clustered_rows, unit_rows
 
 
 def test_reference_matches_brute_force_float64() -> None:

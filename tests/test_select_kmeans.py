@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from select_helpers import clustered_rows, unit_rows
+
 from picksel.kmeans import assign, kmeans_once, lloyd, pick_images, reduce
 from picksel.select import run_selection
-from select_helpers import clustered_rows, unit_rows
 
 
 def test_reduced_distance_is_the_original_space_distance() -> None:

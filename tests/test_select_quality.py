@@ -16,8 +16,9 @@ import functools
 
 import numpy as np
 import pytest
-from picksel.select import run_selection
 from select_helpers import class_tvd, covering_radius
+
+from picksel.select import run_selection
 
 COUNT = 100
 SEEDS = range(10)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from picksel.errors import PickselError, UsageError
 from picksel.state import (
     AlbumState,

@@ -6,13 +6,14 @@ import threading
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+from textual.app import App, ComposeResult
+from tui_helpers import album_view_model, fake_view_model, make_view_model
+
 from picksel.thumbs import is_placeholder
 from picksel.tui.viewstate import ViewModel
 from picksel.tui.widgets.preview import ImagePreview
 from picksel.tui.widgets.thumblist import ITEM_HEIGHT, ThumbList
-from PIL import Image
-from textual.app import App, ComposeResult
-from tui_helpers import album_view_model, fake_view_model, make_view_model
 
 
 class CountingLoader:

@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-import picksel.thumbs as thumbs
 import pytest
 from PIL import Image
+
+import picksel.thumbs as thumbs
 
 
 def _first_jpeg(album: Path) -> str:

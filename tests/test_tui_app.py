@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from textual.widgets import Input, Static
+from tui_app_helpers import index_album, saved_state, set_field, settle
+
 from picksel.errors import Cancelled
 from picksel.tui.app import PickselApp
 from picksel.tui.screens.confirm import ConfirmScreen
@@ -16,8 +19,6 @@ from picksel.tui.screens.indexing import IndexingScreen
 from picksel.tui.screens.inventory import InventoryScreen
 from picksel.tui.screens.preview import PreviewScreen
 from picksel.tui.viewstate import STATE_EXCLUDED, STATE_NONE
-from textual.widgets import Input, Static
-from tui_app_helpers import index_album, saved_state, set_field, settle
 
 SIZE = (120, 40)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from picksel.errors import UsageError
 from picksel.export import ExportItem
 from picksel.tui.app import PickselApp

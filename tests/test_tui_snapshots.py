@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from picksel.tui.app import PickselApp
 from tui_app_helpers import index_album, set_field, settle
+
+from picksel.tui.app import PickselApp
 
 
 @pytest.fixture

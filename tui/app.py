@@ -19,6 +19,14 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Header, Static
+
 from picksel.errors import Cancelled, IndexCorrupt, IndexMissing, PickselError, UsageError
 from picksel.tui.controller import (
     METHOD_LABELS,
@@ -38,13 +46,6 @@ from picksel.tui.widgets.preview import ImagePreview
 from picksel.tui.widgets.scatter import MapView
 from picksel.tui.widgets.sidebar import CuratorSidebar
 from picksel.tui.widgets.thumblist import ThumbList
-from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.css.query import NoMatches
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Static
 
 MAP_LABELS = {"umap": "UMAP", "pca": "PCA", "photomap-umap": "UMAP (PhotoMapAI)"}
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from PIL import Image
+
 from picksel.errors import PickselError
 from picksel.imageio import UnreadableImage, open_image
-from PIL import Image
 
 
 @runtime_checkable

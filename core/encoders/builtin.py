@@ -24,8 +24,9 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from picksel.imageio import UnreadableImage, open_image
 from PIL import Image
+
+from picksel.imageio import UnreadableImage, open_image
 
 ID = "builtin:v1"
 DECODE_SIDE = 256

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from picksel.errors import Cancelled, PickselError
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -21,6 +20,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, ProgressBar, Static
+
+from picksel.errors import Cancelled, PickselError
 
 
 class FolderTree(DirectoryTree):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from picksel.errors import Cancelled, PickselError
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import ProgressBar, Static
+
+from picksel.errors import Cancelled, PickselError
 
 
 class IndexingScreen(ModalScreen[bool]):

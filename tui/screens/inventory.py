@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from picksel.errors import PickselError
-from picksel.tui.screens.confirm import ConfirmScreen
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -17,6 +15,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
+
+from picksel.errors import PickselError
+from picksel.tui.screens.confirm import ConfirmScreen
 
 
 class InventoryScreen(ModalScreen[str | None]):

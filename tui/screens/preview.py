@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from picksel.tui.controller import Details, human_size
-from picksel.tui.widgets.sidebar import TIER_STYLES
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,6 +9,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from picksel.tui.controller import Details, human_size
+from picksel.tui.widgets.sidebar import TIER_STYLES
 
 
 def details_table(d: Details) -> Table:

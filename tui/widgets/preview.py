@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from picksel.errors import PickselError
-from picksel.imageio import open_image
-from picksel.thumbs import PLACEHOLDER_KEY, placeholder
-from picksel.tui.widgets.graphics import GraphicsMode, image_class, resolve
 from PIL import Image as PILImage
 from textual import work
 from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Static
+
+from picksel.errors import PickselError
+from picksel.imageio import open_image
+from picksel.thumbs import PLACEHOLDER_KEY, placeholder
+from picksel.tui.widgets.graphics import GraphicsMode, image_class, resolve
 
 PREVIEW_MAX_SIDE = 768
 

@@ -18,14 +18,6 @@ the map and the list follow each other without a message ping-pong.
 from __future__ import annotations
 
 import numpy as np
-from picksel.tui import braille
-from picksel.tui.braille import View
-from picksel.tui.widgets.graphics import (
-    GraphicsMode,
-    cell_pixel_size,
-    image_class,
-    map_mode,
-)
 from PIL import Image as PILImage
 from rich.segment import Segment
 from rich.style import Style
@@ -35,6 +27,15 @@ from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
+
+from picksel.tui import braille
+from picksel.tui.braille import View
+from picksel.tui.widgets.graphics import (
+    GraphicsMode,
+    cell_pixel_size,
+    image_class,
+    map_mode,
+)
 
 # Style per run key (-1 = empty cell, else state code).
 _COLOR_STYLES: dict[int, Style] = {

@@ -9,8 +9,6 @@ key and its command-palette entry always do the same thing.
 from __future__ import annotations
 
 import numpy as np
-from picksel.errors import UsageError
-from picksel.tui.controller import MAX_ITERATIONS, Counts, parse_int
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -18,6 +16,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, ProgressBar, RadioButton, RadioSet, Static
+
+from picksel.errors import UsageError
+from picksel.tui.controller import MAX_ITERATIONS, Counts, parse_int
 
 TIER_STYLES = {
     "core": "bold magenta",

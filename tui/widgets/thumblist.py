@@ -23,15 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from picksel.thumbs import is_placeholder, load_thumbnail
-from picksel.tui.viewstate import (
-    STATE_CORE,
-    STATE_EXCLUDED,
-    STATE_NONE,
-    STATE_STABLE,
-    STATE_VARIABLE,
-    ViewModel,
-)
 from PIL import Image, ImageOps
 from rich.segment import Segment
 from rich.style import Style
@@ -42,6 +33,16 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+from picksel.thumbs import is_placeholder, load_thumbnail
+from picksel.tui.viewstate import (
+    STATE_CORE,
+    STATE_EXCLUDED,
+    STATE_NONE,
+    STATE_STABLE,
+    STATE_VARIABLE,
+    ViewModel,
+)
 
 FILTERS = ("all", "selected", "excluded", "favorites")
 ITEM_HEIGHT = 2
