@@ -330,8 +330,14 @@ class _DiskFull(Exception):
     pass
 
 
-def _prepare_dest(dest: Path) -> str | None:
-    """Create DEST (parents too) and check it is a writable folder; reason on failure."""
+def _prepare_dest(album_real: Path, dest: Path) -> str | None:
+    """Create DEST (parents too) and check it is a writable folder; reason on failure.
+
+    DEST inside the album is refused: the next index run would take the copies for new
+    images, and every later selection would see each exported image twice.
+    """
+    if dest.resolve().is_relative_to(album_real):
+        return "is inside the album (copies would be indexed as new images); choose a folder outside it"
     if dest.exists() and not dest.is_dir():
         return "exists and is not a folder"
     try:
@@ -363,11 +369,11 @@ def export_images(
     album, dest = Path(album), Path(dest)
     rels = _dedupe(rels)
     report = ExportReport(dest=dest, planned=len(rels))
-    problem = _prepare_dest(dest)
+    album_real = album.resolve()
+    problem = _prepare_dest(album_real, dest)
     if problem:
         report.errors.append((str(dest), problem))
         return report
-    album_real = album.resolve()
     namer = _Namer(album, dest)
     total = len(rels)
     for i, rel in enumerate(rels):

@@ -133,6 +133,15 @@ def test_dest_is_a_regular_file(tmp_path: Path):
     assert report.summary().endswith("; 1 error")
 
 
+def test_dest_inside_the_album_is_refused(tmp_path: Path):
+    album = make_album(tmp_path / "alb", {"a.png": b"a", "sub/b.png": b"b"})
+    for dest in (album / "lora", album / "sub" / "out", album):
+        report = export_images(album, ["a.png", "sub/b.png"], dest)
+        assert report.copied == [] and len(report.errors) == 1
+        assert "inside the album" in report.errors[0][1]
+    assert not (album / "lora").exists() and not (album / "sub" / "out").exists()
+
+
 def test_dest_under_a_regular_file(tmp_path: Path):
     album = make_album(tmp_path / "alb", {"a.png": b"a"})
     (tmp_path / "file").write_bytes(b"x")
