@@ -28,9 +28,16 @@ test: $(STAMP)
 	$(BIN)/ruff check core tui tests bench
 	$(BIN)/python -m pytest -n 2 -q
 
-test-clip: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[test,clip]'
-	$(BIN)/python -m pytest -q -m clip -p no:xdist
+# The CLIP tests live in their own venv: torch is several GB and stays out of .venv.
+# torch 2.14.1 + torchvision 0.29.1 are the pair that import together on this kind of
+# machine (pip takes them from the local wheel store for Python 3.11).
+CLIP_VENV ?= .venv-clip
+CLIP_PYTHON ?= python3.11
+test-clip:
+	@test -x $(CLIP_VENV)/bin/python || $(CLIP_PYTHON) -m venv $(CLIP_VENV)
+	$(CLIP_VENV)/bin/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(CLIP_VENV)/bin/python -m pip install --quiet -e '.[test,clip]'
+	$(CLIP_VENV)/bin/python -m pytest -q -m clip -p no:xdist -o addopts=""
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
