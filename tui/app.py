@@ -291,20 +291,37 @@ class PickselApp(App[int]):
 
     @work(thread=True, exclusive=True, group="map")
     def compute_map(self, index, state_dir: Path, cancel: threading.Event) -> None:
+        """UMAP off the UI thread. The computation itself runs in a daemon thread that
+        this worker watches: numba's first compile cannot be interrupted, and quitting
+        must not wait for it (the map file is written atomically, so nothing is lost)."""
         from picksel.mapping import ensure_map
 
-        def progress(done: int, total: int, message: str = "") -> None:
-            self.post_message(MapProgress(done, total, message))
+        box: dict[str, object] = {}
+        done = threading.Event()
 
-        try:
-            data = ensure_map(index, state_dir, progress=progress, cancel=cancel.is_set)
-        except Cancelled:
+        def progress(done_: int, total: int, message: str = "") -> None:
+            if not cancel.is_set():
+                self.post_message(MapProgress(done_, total, message))
+
+        def compute() -> None:
+            try:
+                box["data"] = ensure_map(index, state_dir, progress=progress, cancel=cancel.is_set)
+            except BaseException as e:  # noqa: BLE001 - reported by the worker below
+                box["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=compute, name="picksel-umap", daemon=True).start()
+        while not done.wait(0.1):
+            if cancel.is_set():
+                return  # quitting or re-indexing: leave the daemon thread behind
+        error = box.get("error")
+        if isinstance(error, Cancelled):
             self.post_message(MapFailed("cancelled", cancelled=True))
-            return
-        except Exception as e:  # noqa: BLE001 - the PCA map stays; say why
-            self.post_message(MapFailed(f"{type(e).__name__}: {e}"))
-            return
-        self.post_message(MapReady(data))
+        elif error is not None:
+            self.post_message(MapFailed(f"{type(error).__name__}: {error}"))
+        else:
+            self.post_message(MapReady(box["data"]))
 
     @on(MapProgress)
     def _map_progress(self, msg: MapProgress) -> None:
