@@ -214,7 +214,7 @@ cache while the two cores share the work without OpenBLAS's hand-offs)."""
 SPLIT_BLOCK = 1024
 
 
-def split_rows(n: int, part: Callable[[int, int], None], block: int = SPLIT_BLOCK) -> None:
+def split_rows(n: int, part: Callable[[int, int], None], block: int | None = None) -> None:
     """Run ``part(lo, hi)`` over row blocks of ``range(n)``: two Python threads with
     single-threaded BLAS when ``n >= SPLIT_ROWS``, else one call in this thread.
 
@@ -223,6 +223,7 @@ def split_rows(n: int, part: Callable[[int, int], None], block: int = SPLIT_BLOC
     if n < SPLIT_ROWS:
         part(0, n)
         return
+    block = block or SPLIT_BLOCK
 
     def run(lo: int, hi: int) -> None:
         for s in range(lo, hi, block):
