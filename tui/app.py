@@ -145,7 +145,9 @@ class PickselApp(App[int]):
 
     def main_query(self, selector: str, expect_type=None):
         """Query the main screen even while a dialog is on top."""
-        screen = self.screen_stack[0] if self.screen_stack else self.screen
+        if not self.screen_stack:  # shutting down
+            raise NoMatches(f"no screen for {selector!r}")
+        screen = self.screen_stack[0]
         return screen.query_one(selector, expect_type) if expect_type else screen.query_one(selector)
 
     @property
@@ -671,6 +673,8 @@ class PickselApp(App[int]):
                 ev.set()
 
     def on_unmount(self) -> None:
+        if self._preview_timer is not None:
+            self._preview_timer.stop()
         self.stop_workers()
 
     # ------------------------------------------------------------------ palette
