@@ -188,6 +188,10 @@ class ExportScreen(ModalScreen[object]):
             self._summary(Text("Type a destination folder.", style="red"))
             return
         dest = self.dest_path()
+        tree = self.query_one("#tree", FolderTree)
+        near = nearest_existing_dir(dest.parent)
+        if Path(tree.path) != near and not self.query_one("#tree").has_focus:
+            tree.path = near  # the tree follows what was typed
         if dest.exists() and not dest.is_dir():
             self._summary(Text(f"{dest} is a file, not a folder: choose another path.", style="bold red"))
             return
