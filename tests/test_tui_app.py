@@ -511,3 +511,27 @@ async def test_quit_during_a_run_sets_the_cancel_event(album: Path, monkeypatch)
     assert seen == [True]
     # settings typed before the run were saved
     assert saved_state(app).settings.count == 4
+
+
+async def test_umap_progress_updates_the_label_and_keeps_the_zoom(album: Path) -> None:
+    from picksel.mapping import pca_map
+    from picksel.tui.messages import MapProgress
+
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        # What start_map leaves behind while the UMAP thread runs.
+        app._pca = pca_map(app.curator.index.embeddings)
+        app._map_pct = 0
+        app.map_view.focus()
+        await pilot.press("plus", "plus")
+        await pilot.pause()
+        view = app.map_view.view
+        assert view.zoom == 4
+        cursor = app.map_view.cursor_row
+        app.post_message(MapProgress(40, 100))
+        await pilot.pause()
+        assert app.map_view._label == "map: PCA (UMAP 40%)"
+        assert app.map_view.view == view
+        assert app.map_view.cursor_row == cursor
+        assert "UMAP 40%" in "".join(s.text for s in app.map_view.render_line(0))

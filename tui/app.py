@@ -261,10 +261,8 @@ class PickselApp(App[int]):
             self.map_view.set_states(self._vm.states)
 
     def _set_map_label(self, label: str) -> None:
-        if hasattr(self.map_view, "set_label"):
-            self.map_view.set_label(label)
-        elif self._pca is not None:  # set_coords keeps the cursor row
-            self._set_map(self._pca, label)
+        """Progress text only: set_coords would reset the user's zoom on every tick."""
+        self.map_view.set_label(label)
 
     def start_map(self) -> None:
         """Cached map at once; otherwise PCA at once and UMAP in a thread worker."""

@@ -176,6 +176,16 @@ class MapView(Widget, can_focus=True):
         self._view = View()
         self._invalidate_all()
 
+    def set_label(self, label: str) -> None:
+        """Change only the label line (e.g. UMAP progress); keeps zoom, cursor and the
+        cached plot rows, so a progress tick never disturbs what the user is looking at."""
+        if label == self._label:
+            return
+        self._label = label
+        self._label_strip = None
+        if self.is_mounted:
+            self.refresh(Region(0, 0, self.size.width, 1))
+
     def set_states(self, states: np.ndarray) -> None:
         """New state code per row (see :mod:`picksel.tui.viewstate`); rebuilds the raster."""
         states = np.asarray(states, dtype=np.uint8)
