@@ -249,6 +249,19 @@ def _album(path: Path) -> Path:
     return path
 
 
+def _open_state(args: argparse.Namespace):
+    """(album, state dir, state) for an album command; a moved-aside corrupt state.json is reported."""
+    from picksel.album import state_dir
+    from picksel.state import load_state
+
+    album = _album(args.album)
+    sdir = state_dir(album, args.state_dir)
+    state, warning = load_state(sdir)
+    if warning:
+        _err(warning)
+    return album, sdir, state
+
+
 def _load_or_build_index(album: Path, state_dir: Path | None):
     from picksel.index import build_index, load_index
 
@@ -348,16 +361,11 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_select(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from picksel.album import state_dir as _state_dir
     from picksel.select import run_selection
-    from picksel.state import SavedSelection, exclude_at_or_above, load_state, save_state
+    from picksel.state import SavedSelection, exclude_at_or_above, save_state
 
-    album = _album(args.album)
-    sdir = _state_dir(album, args.state_dir)
+    album, sdir, state = _open_state(args)
     index = _load_or_build_index(album, args.state_dir)
-    state, warning = load_state(sdir)
-    if warning:
-        _err(warning)
     settings = state.settings
     method = args.method or settings.method
     count = args.count if args.count is not None else settings.count
@@ -442,15 +450,10 @@ def _require_selection(state, album: Path):
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from picksel.album import state_dir as _state_dir
     from picksel.export import export_images
-    from picksel.state import included_paths, load_state, save_state
+    from picksel.state import included_paths, save_state
 
-    album = _album(args.album)
-    sdir = _state_dir(album, args.state_dir)
-    state, warning = load_state(sdir)
-    if warning:
-        _err(warning)
+    album, sdir, state = _open_state(args)
     _require_selection(state, album)
     rels = included_paths(state)
     with _progress("Exporting") as progress:
@@ -483,14 +486,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_inventory(args: argparse.Namespace) -> int:
-    from picksel.album import state_dir as _state_dir
     from picksel.inventory import inventory_rows, write_inventory
-    from picksel.state import load_state
 
-    album = _album(args.album)
-    state, warning = load_state(_state_dir(album, args.state_dir))
-    if warning:
-        _err(warning)
+    album, _, state = _open_state(args)
     selection = _require_selection(state, album)
     index = _load_index_or_none(album, args.state_dir)
     paths = index.paths if index is not None else list(selection.votes)
@@ -511,14 +509,9 @@ def _load_index_or_none(album: Path, state_dir: Path | None):
 
 
 def _toggle_paths(args: argparse.Namespace, attr: str, verb: str) -> int:
-    from picksel.album import state_dir as _state_dir
-    from picksel.state import load_state, save_state
+    from picksel.state import save_state
 
-    album = _album(args.album)
-    sdir = _state_dir(album, args.state_dir)
-    state, warning = load_state(sdir)
-    if warning:
-        _err(warning)
+    album, sdir, state = _open_state(args)
     current: set[str] = getattr(state, attr)
     if args.list:
         for rel in sorted(current):
@@ -570,14 +563,9 @@ def cmd_pin(args: argparse.Namespace) -> int:
 
 
 def cmd_favorites(args: argparse.Namespace) -> int:
-    from picksel.album import state_dir as _state_dir
-    from picksel.state import load_state, save_state, set_favorites
+    from picksel.state import save_state, set_favorites
 
-    album = _album(args.album)
-    sdir = _state_dir(album, args.state_dir)
-    state, warning = load_state(sdir)
-    if warning:
-        _err(warning)
+    album, sdir, state = _open_state(args)
     if args.set:
         _require_selection(state, album)
         n = set_favorites(state)
