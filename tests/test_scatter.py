@@ -252,6 +252,44 @@ async def test_no_color_keeps_states_and_cursor_distinguishable(monkeypatch) -> 
         assert any(s.style and s.style.underline for s in segs)  # core
 
 
+def _style_at(strip, col: int, filters) -> object:
+    """Style of the cell at ``col`` after the app's line filters (NO_COLOR's among them)."""
+    from textual.color import Color
+
+    segments = list(strip)
+    for f in filters:
+        segments = f.apply(segments, Color(0, 0, 0))
+    pos = 0
+    for seg in segments:
+        if pos <= col < pos + seg.cell_length:
+            return seg.style
+        pos += seg.cell_length
+    raise AssertionError(f"column {col} beyond the strip")
+
+
+@pytest.mark.parametrize("mode", ["text", "halfcell"])
+async def test_no_color_excluded_cell_differs_from_unselected(monkeypatch, mode: str) -> None:
+    # Half-cell pixels would be greyed by the NO_COLOR filter (red and grey come out
+    # alike), so the map falls back to braille cells with attributes.
+    monkeypatch.setenv("NO_COLOR", "1")
+    states = np.zeros(25, np.uint8)
+    states[_row(0, 0)] = STATE_EXCLUDED
+    app = MapApp(GRID, states)
+    async with app.run_test(size=(40, 12)) as pilot:
+        m = app.query_one(MapView)
+        m.set_graphics(mode)
+        m.move_cursor_to(_row(4, 4))
+        await pilot.pause()
+        assert m.effective_graphics is GraphicsMode.TEXT
+        assert not m.query(".map-image")
+        m._ensure_raster()
+        (er, ec), (nr, nc) = m._cell_of(_row(0, 0)), m._cell_of(_row(2, 2))
+        excluded = _style_at(m.render_line(er + 1), ec, app._filters)
+        unselected = _style_at(m.render_line(nr + 1), nc, app._filters)
+        assert excluded != unselected
+        assert excluded.reverse and not unselected.reverse
+
+
 async def test_zoom_keys_centre_on_cursor_and_reset() -> None:
     app = MapApp(GRID)
     async with app.run_test(size=(40, 12)) as pilot:

@@ -158,8 +158,14 @@ class MapView(Widget, can_focus=True):
 
     @property
     def effective_graphics(self) -> GraphicsMode:
-        """What the map draws with now (AUTO resolved; TEXT = braille)."""
-        return map_mode(self._mode)
+        """What the map draws with now (AUTO resolved; TEXT = braille). Under NO_COLOR
+        half-cell falls back to braille: Textual greys its pixels, and core, excluded and
+        unselected points come out the same grey, while braille cells keep their
+        bold/underline/reverse/dim attributes (sixel and kitty bypass the filter)."""
+        mode = map_mode(self._mode)
+        if mode is GraphicsMode.HALFCELL and self._no_color():
+            return GraphicsMode.TEXT
+        return mode
 
     def set_coords(self, coords: np.ndarray, label: str) -> None:
         """New map coordinates (N, 2) for every index row; resets zoom; keeps the cursor
@@ -290,9 +296,11 @@ class MapView(Widget, can_focus=True):
     def _grid_size(self) -> tuple[int, int]:
         return max(0, self.size.width), max(0, self.size.height - 1)
 
+    def _no_color(self) -> bool:
+        return bool(getattr(self.app, "no_color", False)) if self.is_attached else False
+
     def _styles(self) -> tuple[dict[int, Style], Style]:
-        no_color = bool(getattr(self.app, "no_color", False)) if self.is_attached else False
-        return (_MONO_STYLES, _CURSOR_MONO) if no_color else (_COLOR_STYLES, _CURSOR_COLOR)
+        return (_MONO_STYLES, _CURSOR_MONO) if self._no_color() else (_COLOR_STYLES, _CURSOR_COLOR)
 
     def _central_row(self) -> int | None:
         """The point nearest the middle of the map (the cursor's first home)."""
