@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -366,6 +367,8 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     album, sdir, state = _open_state(args)
     index = _load_or_build_index(album, args.state_dir)
+    if len(index) == 0:
+        raise PickselError(f"{album} has no images that could be indexed; nothing to select from")
     settings = state.settings
     method = args.method or settings.method
     count = args.count if args.count is not None else settings.count
@@ -614,6 +617,11 @@ def run(argv: list[str]) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except BrokenPipeError:
+        # `picksel select ... | head`: the reader left; that is not an error worth a message.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except PickselError as exc:
         _err(str(exc))
         return 1

@@ -117,6 +117,24 @@ def test_corrupt_index_is_reported_not_a_traceback(capsys: pytest.CaptureFixture
     assert "index" in one_line(err)
 
 
+def test_empty_album_is_a_failure_not_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code, out, err = picksel(capsys, "select", tmp_path / "empty")
+    assert code == 1 and out == ""
+    assert "no images that could be indexed" in err.splitlines()[-1]
+
+
+def test_a_closed_pipe_ends_quietly(demo_album: Path, tmp_path: Path) -> None:
+    album = tmp_path / "album"
+    shutil.copytree(demo_album, album)
+    proc = subprocess.run(
+        f"'{sys.executable}' -m picksel select '{album}' --count 1800 --iterations 1 --seed 1 | head -1",
+        shell=True, capture_output=True, text=True,
+    )
+    assert proc.stdout.count("\n") == 1
+    assert "Broken pipe" not in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_select_indexes_an_album_first(capsys: pytest.CaptureFixture[str], small_album: Path) -> None:
     code, out, err = picksel(capsys, "select", small_album, "--count", "3", "--iterations", "4", "--json")
     assert code == 0, err
