@@ -352,3 +352,45 @@ def test_graphics_mode_parse_accepts_cli_spellings() -> None:
     assert GraphicsMode.parse(None) is GraphicsMode.AUTO
     with pytest.raises(ValueError):
         GraphicsMode.parse("ascii-art")
+
+
+def test_importing_the_app_does_not_probe_the_terminal() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, picksel.tui.app; print('textual_image.renderable' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_forced_text_modes_skip_the_probe_and_auto_probes(monkeypatch) -> None:
+    import io
+    import sys
+
+    import textual_image.widget  # noqa: F401  (imported here, with the real stdout)
+    from textual_image import _terminal as term
+
+    from picksel.tui.widgets import graphics
+
+    def no_query(*_a, **_k):
+        raise AssertionError("the terminal was queried")
+
+    # setattr first so that monkeypatch undoes whatever the test seeds.
+    monkeypatch.setattr(term.probe_terminal, "_result", None, raising=False)
+    monkeypatch.delattr(term.probe_terminal, "_result")
+    monkeypatch.setattr(term, "capture_until_primary_da", no_query)
+    monkeypatch.setattr(term, "get_tiocgwinsz", lambda: (40, 120, 1200, 800))
+
+    class FakeTTY(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "__stdout__", FakeTTY())  # so that a real probe would query
+    assert graphics.prepare_terminal("halfcell") is False
+    caps = term.probe_terminal()  # cached: never queries
+    assert (caps.sixel, caps.tgp, tuple(caps.cell_size)) == (False, False, (10, 20))
+    assert graphics.cell_pixel_size() == (10, 20)
+    monkeypatch.delattr(term.probe_terminal, "_result")
+    assert graphics.prepare_terminal("text") is False
+    for mode in ("auto", "sixel", "kitty"):
+        assert graphics.prepare_terminal(mode) is True

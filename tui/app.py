@@ -41,7 +41,7 @@ from picksel.tui.messages import (
     SelectionFinished,
     SelectionProgress,
 )
-from picksel.tui.widgets.graphics import GraphicsMode
+from picksel.tui.widgets.graphics import GraphicsMode, prepare_terminal
 from picksel.tui.widgets.preview import ImagePreview
 from picksel.tui.widgets.scatter import MapView
 from picksel.tui.widgets.sidebar import CuratorSidebar
@@ -695,15 +695,15 @@ def run_app(album: Path, *, state_dir: Path | None = None, graphics: str = "auto
     """Open the TUI on ``album`` (indexing it first when needed); returns the exit code.
 
     textual-image probes the terminal (sixel / kitty support, cell size) when imported;
-    that must happen before ``App.run`` takes over stdin, so it is imported here first.
-    A forced mode (``--graphics``) is handed to the widgets and wins over the probe.
+    that must happen before ``App.run`` takes over stdin, so it happens here first
+    (:func:`prepare_terminal`). A forced half-cell/text mode skips the probe; any forced
+    mode is handed to the widgets and wins over what the probe found.
     """
     try:
         mode = GraphicsMode.parse(graphics)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    import textual_image.renderable  # noqa: F401  (probe before Textual owns the terminal)
-    import textual_image.widget  # noqa: F401  (caches the cell size, same reason)
+    prepare_terminal(mode)
 
     app = PickselApp(Path(album), state_dir=state_dir, graphics=mode.value)
     app.run()

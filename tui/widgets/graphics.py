@@ -1,19 +1,18 @@
 """Graphics modes and the textual-image widget class for each.
 
-textual-image probes the terminal when ``textual_image.renderable`` is imported
-(sixel first, then the kitty graphics protocol, else half-cell blocks on a tty and
-plain unicode otherwise) and ``textual_image.widget`` caches the cell pixel size;
-both must happen before the Textual app takes over the terminal, so this module
-imports them at import time. Import it (the app does, through the widgets) before
-``App.run()``.
+textual-image probes the terminal (sixel, the kitty graphics protocol, cell size; up
+to 2 s) when ``textual_image.renderable`` is first imported, and that must happen
+before the Textual app takes over the terminal. This module therefore imports
+textual-image lazily: :func:`prepare_terminal` runs before ``App.run()`` and either
+probes (auto, sixel, kitty) or, for a forced half-cell/text mode that needs no answer
+from the terminal, records "no pixel graphics" so the import never waits. Tests (not
+a tty) never probe either way.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-import textual_image.renderable as _renderable
-import textual_image.widget as _tiw
 from textual.widget import Widget
 
 
@@ -53,6 +52,8 @@ class GraphicsMode(StrEnum):
 def detected_mode() -> GraphicsMode:
     """What textual-image found when it probed the terminal: SIXEL, KITTY, HALFCELL (a
     tty without graphics) or TEXT (not a tty: tests, pipes)."""
+    import textual_image.renderable as _renderable
+
     auto = _renderable.Image
     if auto is _renderable.SixelImage:
         return GraphicsMode.SIXEL
@@ -83,6 +84,8 @@ def map_mode(mode: GraphicsMode | str) -> GraphicsMode:
 def image_class(mode: GraphicsMode | str) -> type[Widget]:
     """textual-image widget class rendering images in ``mode`` (AUTO: the detected one;
     TEXT: textual-image's unicode approximation)."""
+    import textual_image.widget as _tiw
+
     mode = GraphicsMode.parse(mode)
     return {
         GraphicsMode.AUTO: _tiw.Image,
@@ -106,3 +109,43 @@ def cell_pixel_size() -> tuple[int, int]:
     except Exception:  # pragma: no cover - private API moved; fall back to a guess
         pass
     return 10, 20
+
+
+PROBING_MODES = frozenset({GraphicsMode.AUTO, GraphicsMode.SIXEL, GraphicsMode.KITTY})
+
+
+def prepare_terminal(mode: GraphicsMode | str) -> bool:
+    """Call before ``App.run()``. Auto/sixel/kitty probe the terminal now (the answer
+    and the cell size are needed); a forced half-cell or text mode skips the probe by
+    seeding textual-image's cached result with "no sixel, no kitty" and the ioctl cell
+    size. Returns True when the terminal was probed."""
+    mode = GraphicsMode.parse(mode)
+    if mode not in PROBING_MODES:
+        _seed_no_graphics()
+    import textual_image.renderable  # noqa: F401  (probes unless seeded above)
+    import textual_image.widget  # noqa: F401  (caches the cell size, same reason)
+
+    return mode in PROBING_MODES
+
+
+def _seed_no_graphics() -> None:
+    """Pre-fill textual-image's probe cache (private API: if it moved, the import
+    simply probes as before)."""
+    try:
+        from textual_image import _terminal as term
+
+        probe = term.probe_terminal
+        if hasattr(probe, "_result"):
+            return
+        width = height = 0
+        try:
+            rows, cols, px_w, px_h = term.get_tiocgwinsz()
+            width, height = int(px_w / cols), int(px_h / rows)
+        except Exception:  # noqa: BLE001 - not a tty or no pixel size: use the default
+            pass
+        if width <= 0 or height <= 0:
+            width, height = 10, 20
+        caps = term.TerminalCapabilities(term.CellSize(width, height), sixel=False, tgp=False)
+        probe._result = caps  # type: ignore[attr-defined]
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover - API changed
+        pass
