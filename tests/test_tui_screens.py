@@ -13,7 +13,7 @@ from picksel.tui.app import PickselApp
 from picksel.tui.controller import parse_int
 from picksel.tui.screens.export import plan_summary
 from picksel.tui.screens.help import GROUPS
-from picksel.tui.widgets.sidebar import vote_chart
+from picksel.tui.widgets.sidebar import TIER_STYLES, vote_chart
 
 
 def test_parse_int_accepts_and_refuses_with_reasons() -> None:
@@ -34,6 +34,26 @@ def test_vote_chart_puts_bars_in_their_tier_band() -> None:
     assert bars[0:2] == "██" and bars[18:20] == "██" and bars[14:16].strip()
     assert bars[4:14].strip() == ""
     assert vote_chart(np.zeros(0)).plain.splitlines()[0].strip() == "0"  # empty: no bars
+
+
+def test_legend_uses_the_map_colours_and_core_is_not_red() -> None:
+    from rich.style import Style
+
+    from picksel.tui.viewstate import STATE_CORE, STATE_EXCLUDED, STATE_STABLE, STATE_VARIABLE
+    from picksel.tui.widgets.scatter import _COLOR_STYLES
+
+    for tier, state in (("core", STATE_CORE), ("stable", STATE_STABLE),
+                        ("variable", STATE_VARIABLE), ("excluded", STATE_EXCLUDED)):
+        legend = Style.parse(TIER_STYLES[tier]).color
+        assert legend.is_system_defined is False  # truecolour, not the theme's ANSI slot
+        assert legend == _COLOR_STYLES[state].color, tier
+    r, g, b = Style.parse(TIER_STYLES["core"]).color.get_truecolor()
+    assert b > 200 and r > 200 and g < 120  # magenta: red and blue, little green
+    r, g, b = Style.parse(TIER_STYLES["excluded"]).color.get_truecolor()
+    assert r > 200 and b < 100  # red: no blue
+    chart = vote_chart(np.array([95.0, 75.0, 5.0]))
+    colours = {str(span.style) for span in chart.spans}
+    assert "#ff5fff" in colours and "magenta" not in colours
 
 
 def test_plan_summary_counts_images_captions_and_refusals(tmp_path: Path) -> None:

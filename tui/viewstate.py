@@ -21,6 +21,17 @@ STATE_EXCLUDED = 4  # red
 
 STATE_NAMES = ("none", "variable", "stable", "core", "excluded")
 
+# One colour per state, shared by the map, the list badges and the sidebar legend.
+# Hex (truecolour) on purpose: named ANSI colours go through the theme's ANSI palette,
+# where magenta and red come out as near-identical pinks.
+STATE_COLORS = {
+    STATE_NONE: "#7a7a7a",
+    STATE_VARIABLE: "#5fd75f",
+    STATE_STABLE: "#00d7d7",
+    STATE_CORE: "#ff5fff",
+    STATE_EXCLUDED: "#ff4040",
+}
+
 # Tier thresholds mirror picksel.select (CORE = 90, STABLE = 70); repeated here as
 # plain numbers so this module never imports the selection engine.
 _CORE = 90.0

@@ -30,6 +30,14 @@ from textual.widget import Widget
 
 from picksel.tui import braille
 from picksel.tui.braille import View
+from picksel.tui.viewstate import (
+    STATE_COLORS,
+    STATE_CORE,
+    STATE_EXCLUDED,
+    STATE_NONE,
+    STATE_STABLE,
+    STATE_VARIABLE,
+)
 from picksel.tui.widgets.graphics import (
     GraphicsMode,
     cell_pixel_size,
@@ -40,11 +48,11 @@ from picksel.tui.widgets.graphics import (
 # Style per run key (-1 = empty cell, else state code).
 _COLOR_STYLES: dict[int, Style] = {
     -1: Style(),
-    0: Style(color="#7a7a7a"),
-    1: Style(color="#5fd75f"),
-    2: Style(color="#00d7d7"),
-    3: Style(color="#ff5fff", bold=True),
-    4: Style(color="#ff4040", bold=True),
+    STATE_NONE: Style(color=STATE_COLORS[STATE_NONE]),
+    STATE_VARIABLE: Style(color=STATE_COLORS[STATE_VARIABLE]),
+    STATE_STABLE: Style(color=STATE_COLORS[STATE_STABLE]),
+    STATE_CORE: Style(color=STATE_COLORS[STATE_CORE], bold=True),
+    STATE_EXCLUDED: Style(color=STATE_COLORS[STATE_EXCLUDED], bold=True),
 }
 # NO_COLOR: colours are stripped, so the states differ by attributes instead.
 _MONO_STYLES: dict[int, Style] = {

@@ -19,12 +19,20 @@ from textual.widgets import Button, Input, Label, ProgressBar, RadioButton, Radi
 
 from picksel.errors import UsageError
 from picksel.tui.controller import MAX_ITERATIONS, Counts, parse_int
+from picksel.tui.viewstate import (
+    STATE_COLORS,
+    STATE_CORE,
+    STATE_EXCLUDED,
+    STATE_STABLE,
+    STATE_VARIABLE,
+)
 
+# The map's colours for the same states (named ANSI magenta and red look alike).
 TIER_STYLES = {
-    "core": "bold magenta",
-    "stable": "bold cyan",
-    "variable": "bold green",
-    "excluded": "bold red",
+    "core": f"bold {STATE_COLORS[STATE_CORE]}",
+    "stable": f"bold {STATE_COLORS[STATE_STABLE]}",
+    "variable": f"bold {STATE_COLORS[STATE_VARIABLE]}",
+    "excluded": f"bold {STATE_COLORS[STATE_EXCLUDED]}",
 }
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 
@@ -47,7 +55,8 @@ def vote_chart(freqs: np.ndarray, *, bins: int = 10, height: int = 3, bar: int =
         for b in range(bins):
             fill = int(np.clip(levels[b] - line * 8, 0, 8))
             lo = edges[b]
-            style = "magenta" if lo >= 90 else "cyan" if lo >= 70 else "green"
+            tier = STATE_CORE if lo >= 90 else STATE_STABLE if lo >= 70 else STATE_VARIABLE
+            style = STATE_COLORS[tier]
             text.append(_BLOCKS[fill] * bar, style=style)
         if line == height - 1:
             text.append(f" {top}")

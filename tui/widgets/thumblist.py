@@ -36,6 +36,7 @@ from textual.strip import Strip
 
 from picksel.thumbs import is_placeholder, load_thumbnail
 from picksel.tui.viewstate import (
+    STATE_COLORS,
     STATE_CORE,
     STATE_EXCLUDED,
     STATE_NONE,
@@ -54,10 +55,10 @@ ThumbLoader = Callable[[Path, str, Path, int], Image.Image]
 
 _BADGE = {
     STATE_NONE: ("", Style()),
-    STATE_VARIABLE: ("variable", Style(color="#5fd75f")),
-    STATE_STABLE: ("stable", Style(color="#00d7d7")),
-    STATE_CORE: ("core", Style(color="#ff5fff", bold=True)),
-    STATE_EXCLUDED: ("excluded", Style(color="#ff4040", bold=True)),
+    STATE_VARIABLE: ("variable", Style(color=STATE_COLORS[STATE_VARIABLE])),
+    STATE_STABLE: ("stable", Style(color=STATE_COLORS[STATE_STABLE])),
+    STATE_CORE: ("core", Style(color=STATE_COLORS[STATE_CORE], bold=True)),
+    STATE_EXCLUDED: ("excluded", Style(color=STATE_COLORS[STATE_EXCLUDED], bold=True)),
 }
 _BADGE_MONO = {
     STATE_NONE: Style(),
@@ -69,7 +70,7 @@ _BADGE_MONO = {
 _PLAIN = Style()
 _NAME = Style(bold=True)
 _DIM = Style(dim=True)
-_MARK_EXCLUDED = Style(color="#ff4040", bold=True)
+_MARK_EXCLUDED = Style(color=STATE_COLORS[STATE_EXCLUDED], bold=True)
 _MARK_PIN = Style(color="#ffd700", bold=True)
 _MARK_FAV = Style(color="#ffaf00", bold=True)
 _LOADING = Style(color="#444444")
