@@ -18,7 +18,7 @@ OUT = ROOT / "screenshots"
 SIZE = (120, 40)
 
 
-async def _shoot(album: Path) -> list[Path]:
+async def _shoot(album: Path, dest: Path) -> list[Path]:
     from textual.widgets import Input
 
     from picksel.tui.app import PickselApp
@@ -53,7 +53,7 @@ async def _shoot(album: Path) -> list[Path]:
         save("exclusion")
         await pilot.press("e")
         await pilot.pause()
-        app.screen.query_one("#dest", Input).value = "/data/lora/set1"
+        app.screen.query_one("#dest", Input).value = str(dest)
         await pilot.press("enter")
         await pilot.pause(0.5)
         save("export")
@@ -73,9 +73,16 @@ def main() -> int:
         build_demo_album(album)
         index, _ = build_index(album)
         ensure_map(index, album / ".picksel")
-        shots = asyncio.run(_shoot(album))
+        # A small export tree of its own, so the folder browser shows the same thing on
+        # every machine; its temporary prefix is shown as /data in the pictures.
+        lora = Path(tmp) / "lora"
+        for name in ("portraits-v1", "set0"):
+            (lora / name).mkdir(parents=True)
+        shots = asyncio.run(_shoot(album, lora / "set1"))
+        prefix = str(Path(tmp).resolve())
     for svg in shots:
-        text = svg.read_text(encoding="utf-8").replace(str(Path(tempfile.gettempdir())), "/tmp")
+        text = svg.read_text(encoding="utf-8").replace(prefix + "/lora", "/data/lora")
+        text = text.replace(str(Path(tempfile.gettempdir())), "/tmp")
         svg.write_text(text, encoding="utf-8")
         png = svg.with_suffix(".png")
         cairosvg.svg2png(url=str(svg), write_to=str(png), output_width=1600)
