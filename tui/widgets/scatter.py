@@ -44,6 +44,7 @@ from picksel.tui.widgets.graphics import (
     image_class,
     map_mode,
 )
+from picksel.tui.widgets.row_message import RowMessage
 
 # Style per run key (-1 = empty cell, else state code).
 _COLOR_STYLES: dict[int, Style] = {
@@ -97,17 +98,8 @@ class MapView(Widget, can_focus=True):
         Binding("g", "cycle_graphics", "Graphics"),
     ]
 
-    class CursorMoved(Message):
+    class CursorMoved(RowMessage):
         """The user moved the map cursor (keys or click) to index row ``row``."""
-
-        def __init__(self, map_view: MapView, row: int) -> None:
-            super().__init__()
-            self.map_view = map_view
-            self.row = row
-
-        @property
-        def control(self) -> MapView:
-            return self.map_view
 
     class GraphicsChanged(Message):
         """The user cycled the graphics mode with ``g`` (``mode`` is the requested one,

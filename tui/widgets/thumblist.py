@@ -44,6 +44,7 @@ from picksel.tui.viewstate import (
     STATE_VARIABLE,
     ViewModel,
 )
+from picksel.tui.widgets.row_message import RowMessage
 
 FILTERS = ("all", "selected", "excluded", "favorites")
 ITEM_HEIGHT = 2
@@ -149,29 +150,11 @@ class ThumbList(ScrollView, can_focus=True):
 
     filter: reactive[str] = reactive("all", init=False)
 
-    class Highlighted(Message):
+    class Highlighted(RowMessage):
         """The user moved the highlight to index row ``row``."""
 
-        def __init__(self, thumb_list: ThumbList, row: int) -> None:
-            super().__init__()
-            self.thumb_list = thumb_list
-            self.row = row
-
-        @property
-        def control(self) -> ThumbList:
-            return self.thumb_list
-
-    class Activated(Message):
+    class Activated(RowMessage):
         """The user pressed enter (or clicked the highlighted item) on index row ``row``."""
-
-        def __init__(self, thumb_list: ThumbList, row: int) -> None:
-            super().__init__()
-            self.thumb_list = thumb_list
-            self.row = row
-
-        @property
-        def control(self) -> ThumbList:
-            return self.thumb_list
 
     def __init__(
         self,
