@@ -512,7 +512,7 @@ def _load_index_or_none(album: Path, state_dir: Path | None):
 
 
 def _toggle_paths(args: argparse.Namespace, attr: str, verb: str) -> int:
-    from picksel.state import save_state
+    from picksel.state import save_state, set_excluded, set_pinned
 
     album, sdir, state = _open_state(args)
     current: set[str] = getattr(state, attr)
@@ -539,17 +539,8 @@ def _toggle_paths(args: argparse.Namespace, attr: str, verb: str) -> int:
     index = _load_or_build_index(album, args.state_dir)
     known = set(index.paths)
     rels = [_rel_path(album, p, known) for p in args.paths]
-    before = len(current)
-    if args.remove:
-        current.difference_update(rels)
-        changed = before - len(current)
-    else:
-        current.update(rels)
-        changed = len(current) - before
-        if attr == "pins":
-            state.excluded.difference_update(rels)
-        elif attr == "excluded":
-            state.pins.difference_update(rels)
+    mark = set_pinned if attr == "pins" else set_excluded
+    changed = mark(state, rels, not args.remove)
     save_state(sdir, state)
     action = "removed" if args.remove else "added"
     print(f"{action} {changed} {verb} ({len(current)} in all)")

@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -134,24 +135,43 @@ class AlbumState:
 # ---------------------------------------------------------------------------- operations
 
 
+def set_excluded(state: AlbumState, rels: Iterable[str], excluded: bool = True) -> int:
+    """Exclude (or include again) ``rels``; returns how many changed. An image is never
+    both excluded and pinned, so excluding one unpins it."""
+    before = len(state.excluded)
+    if excluded:
+        rels = set(rels)
+        state.excluded |= rels
+        state.pins -= rels
+    else:
+        state.excluded.difference_update(rels)
+    return abs(len(state.excluded) - before)
+
+
+def set_pinned(state: AlbumState, rels: Iterable[str], pinned: bool = True) -> int:
+    """Pin (or unpin) ``rels``; returns how many changed. Pinning an image un-excludes it."""
+    before = len(state.pins)
+    if pinned:
+        rels = set(rels)
+        state.pins |= rels
+        state.excluded -= rels
+    else:
+        state.pins.difference_update(rels)
+    return abs(len(state.pins) - before)
+
+
 def toggle_excluded(state: AlbumState, rel: str) -> bool:
     """Flip the exclusion of ``rel``; returns True when it is now excluded (and unpinned)."""
-    if rel in state.excluded:
-        state.excluded.discard(rel)
-        return False
-    state.excluded.add(rel)
-    state.pins.discard(rel)
-    return True
+    now = rel not in state.excluded
+    set_excluded(state, [rel], now)
+    return now
 
 
 def toggle_pin(state: AlbumState, rel: str) -> bool:
     """Flip the pin of ``rel``; returns True when it is now pinned (and no longer excluded)."""
-    if rel in state.pins:
-        state.pins.discard(rel)
-        return False
-    state.pins.add(rel)
-    state.excluded.discard(rel)
-    return True
+    now = rel not in state.pins
+    set_pinned(state, [rel], now)
+    return now
 
 
 def check_threshold(threshold: object) -> float:

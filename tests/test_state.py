@@ -23,7 +23,9 @@ from picksel.state import (
     included_paths,
     load_state,
     save_state,
+    set_excluded,
     set_favorites,
+    set_pinned,
     toggle_excluded,
     toggle_pin,
 )
@@ -279,3 +281,14 @@ def test_from_result_with_the_real_selection(tmp_path: Path):
     state = AlbumState(selection=sel)
     save_state(tmp_path, state)
     assert load_state(tmp_path) == (state, None)
+
+
+def test_bulk_exclude_and_pin_keep_an_image_out_of_both_sets():
+    state = AlbumState()
+    assert set_pinned(state, ["a.png", "b.png"]) == 2
+    assert set_excluded(state, ["b.png", "c.png", "c.png"]) == 2
+    assert state.excluded == {"b.png", "c.png"} and state.pins == {"a.png"}
+    assert set_excluded(state, ["b.png", "zzz.png"], False) == 1
+    assert set_pinned(state, ["c.png"]) == 1
+    assert state.excluded == set() and state.pins == {"a.png", "c.png"}
+    assert set_pinned(state, ["a.png", "c.png"], False) == 2 and state.pins == set()
