@@ -1,6 +1,7 @@
 """Regenerate the README screenshots: screenshots/{main,exclusion,export}.svg and .png.
 
 Run as a script (``python tests/make_screenshots.py``, what ``make screenshots`` does).
+Graphics are "text" (braille map, half-cell thumbnails), what tmux over SSH shows.
 It builds the demo album in a temporary folder named ``demo-album``, indexes it, computes
 the UMAP map once, then drives the app headless at 120×40 with a fixed seed:
 main screen after a run, after excluding the core outliers, and the export dialog.
@@ -23,7 +24,7 @@ async def _shoot(album: Path, dest: Path) -> list[Path]:
 
     from picksel.tui.app import PickselApp
 
-    app = PickselApp(album, graphics="halfcell", seed=11, compute_umap=False)
+    app = PickselApp(album, graphics="text", seed=11, compute_umap=False)
     shots: list[Path] = []
 
     async def settle(pilot) -> None:

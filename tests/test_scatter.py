@@ -165,14 +165,17 @@ GRID = np.array([[x, y] for y in range(5) for x in range(5)], np.float32)  # 25 
 
 
 class MapApp(App):
-    def __init__(self, coords: np.ndarray, states: np.ndarray | None = None) -> None:
+    def __init__(
+        self, coords: np.ndarray, states: np.ndarray | None = None, graphics: str = "auto"
+    ) -> None:
         super().__init__()
         self.coords = coords
         self.states = states
+        self.graphics = graphics
         self.moves: list[int] = []
 
     def compose(self) -> ComposeResult:
-        yield MapView()
+        yield MapView(graphics=self.graphics)
 
     def on_mount(self) -> None:
         m = self.query_one(MapView)
@@ -344,6 +347,18 @@ async def test_g_cycles_graphics_modes_and_mounts_an_image_for_pixel_modes() -> 
             (GraphicsMode.TEXT, 0),
             (GraphicsMode.AUTO, 0),
         ]
+
+
+@pytest.mark.parametrize(("mode", "children"), [("halfcell", 1), ("sixel", 1), ("text", 0)])
+async def test_a_mode_given_at_start_is_drawn_from_the_first_frame(mode: str, children: int) -> None:
+    """`picksel ALBUM --graphics halfcell` once drew braille: the image child was only
+    mounted when the mode changed later, never for the mode the map started with."""
+    app = MapApp(GRID, graphics=mode)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        m = app.query_one(MapView)
+        assert m.graphics is GraphicsMode.parse(mode)
+        assert len(m.children) == children
 
 
 def test_graphics_mode_parse_accepts_cli_spellings() -> None:

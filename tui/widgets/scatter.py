@@ -266,7 +266,10 @@ class MapView(Widget, can_focus=True):
             self._invalidate_all()
 
     def on_mount(self) -> None:
-        self._sync_image_widget()
+        # is_mounted only turns True after the Mount handlers ran, and _sync_image_widget
+        # (rightly) does nothing before that: run it just after, or a pixel mode given
+        # at start (`--graphics halfcell`) would never mount its image.
+        self.call_after_refresh(self._sync_image_widget)
 
     # ---- rendering ----------------------------------------------------------------
 
@@ -441,10 +444,17 @@ class MapView(Widget, can_focus=True):
         mode = self.effective_graphics
         wanted = None if mode is GraphicsMode.TEXT else image_class(mode)
         current = self._image_widget
-        if current is not None and (wanted is None or type(current) is not wanted):
+        if current is not None and type(current) is wanted:
+            return
+        if current is None and wanted is None:
+            # Text mode before and after; the label may still name another mode.
+            self._label_strip = None
+            self.refresh()
+            return
+        if current is not None:
             current.remove()
             self._image_widget = None
-        if wanted is not None and self._image_widget is None:
+        if wanted is not None:
             widget = wanted(classes="map-image")
             self._image_widget = widget
             self.mount(widget)
