@@ -167,9 +167,12 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
 
     def validated(self, name: str, available: int | None = None) -> int:
         """The field's value, or UsageError (also shown under the field)."""
-        field = self.query_one(f"#{name}", Input)
+        return self._checked(name, self.query_one(f"#{name}", Input).value, available)
+
+    def _checked(self, name: str, text: str, available: int | None) -> int:
+        """Parse ``text`` for field ``name``; the message under the field follows the outcome."""
         try:
-            value = _parse(name, field.value, available)
+            value = _parse(name, text, available)
         except UsageError as e:
             self._error(name, str(e))
             raise
@@ -183,11 +186,9 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
             return
         event.stop()
         try:
-            value = _parse(name, event.value, None)
-        except UsageError as e:
-            self._error(name, str(e))
+            value = self._checked(name, event.value, None)
+        except UsageError:
             return
-        self._error(name, "")
         if name == "threshold":
             self._threshold_label(value)
         self.post_message(self.SettingChanged(name, value))
