@@ -8,19 +8,21 @@ Two implementations share one decision rule:
 
 * :func:`fps_reference` - the plain loop, one run at a time, one ``emb @ emb[last]``
   vector product per step. It is the benchmark baseline and the correctness oracle.
-* :func:`fps_batched` - K runs advanced together. Each step computes the new centres'
-  similarities for all K runs with ONE matrix product (``emb @ centres.T``, N x K,
-  float32; centres whose distance column is still cached from another run are left
-  out) and updates a (K, N) matrix of running minimum distances. Memory beyond the
-  embedding matrix (work arrays + cache) stays under 0.4 x the matrix; excluded rows
-  are masked, never copied.
+* :func:`fps_batched` - K runs advanced together, lazily. Each run keeps a few hundred
+  candidate rows (the top of its running minimum distances) up to date at every step
+  and an upper bound on all other rows; the full (K, N) minima are brought up to date
+  in one pass over the matrix only when some run's best candidate no longer beats that
+  bound. A pass absorbs every run's picks since the last one in one compute-bound
+  product (each distinct centre once), instead of one memory-bound pass per centre.
 
-  Speed, measured: on this 2-core box one N x 20 float32 product through OpenBLAS's
-  own threads costs about 4.5 matrix-vector products (the vector product is
-  memory-bound), so batching alone gave only ~4x over the plain loop. Two things
-  lift it: the column cache (~20%) and running the product in two Python threads with
-  single-threaded BLAS over cache-sized row blocks (~35-45%, plus ~10% from smaller
-  blocks shared through a queue, see ``SPLIT_BLOCK``).
+  Speed, measured on the FPS benchmark (N=100k, D=768, 20 runs of 200 picks, 2 cores):
+  16 passes instead of 180, 4.3-4.9 s against 45 s for the plain loop run 20 times
+  (about 10x). The previous design - one N x K product per step, a column cache and two
+  threads over row blocks - reached 4.6-5.1x: a product with ~14 columns still has to
+  stream the whole matrix through OpenBLAS's packing once per step (~25 ms of a ~45 ms
+  step whatever the column count). Memory beyond the matrix is the (K, N) minima plus the
+  candidates' copied vectors (at most a quarter of the matrix); excluded rows are masked,
+  never copied.
 
 Why a shared decision rule: BLAS rounds a matrix-matrix product differently from a
 matrix-vector product (about 1e-7), so a plain float32 ``argmax`` would let the two
@@ -209,18 +211,12 @@ def fps_batched(
 
 SPLIT_ROWS = 16384
 """Products over at least this many rows run in two Python threads with single-threaded
-BLAS, in row blocks of ``SPLIT_BLOCK`` that each thread takes from a shared queue: for a
-tall N x D matrix times a few centres that beat OpenBLAS's own two threads here (~20%, it
-keeps each block in cache while the two cores share the work without OpenBLAS's
-hand-offs)."""
+BLAS, in row blocks that each thread takes from a shared queue: for a tall N x D matrix
+times a few hundred centres that beat OpenBLAS's own two threads here (it keeps each
+block in cache while the two cores share the work without OpenBLAS's hand-offs; a core
+slowed by other load no longer leaves the other idle at the end)."""
 SPLIT_BLOCK = 512
-"""Measured on the FPS benchmark (N=100k, D=768, ~14 uncached centres per step, 3
-interleaved A/B rounds of 100 steps): 512-row blocks (1.5 MB of the matrix) instead of
-1024, and blocks handed out from a shared queue instead of a fixed half per thread (a
-core slowed by other load no longer leaves the other idle at the end), took a step from
-51.4-55.7 ms to 45.5-48.6 ms; each change alone gave about half of that. Fusing the min
-update and a per-block argmax into the block loop measured no gain: the product is ~90%
-of a step and compute-bound (~60 GFLOPS on the two cores for so few columns)."""
+"""Default rows per block handed to a thread by :func:`split_rows`."""
 
 
 def split_rows(n: int, part: Callable[[int, int], None], block: int | None = None) -> None:
@@ -262,102 +258,131 @@ def split_rows(n: int, part: Callable[[int, int], None], block: int | None = Non
         raise failure[0]
 
 
-def distance_rows(emb: np.ndarray, centres: np.ndarray, out: np.ndarray) -> None:
-    """``out[j] = 1 - emb @ centres[j]`` for every centre (out is (M, N) float32)."""
+CANDIDATES = 256
+"""Most rows per run whose distances :func:`fps_batched` keeps current at every step.
+
+Measured on the FPS benchmark (N=100k, D=768, 20 runs of 200): 256 rows gave 16 passes
+over the matrix in 180 steps and 4.8 s; 1,024 rows only 11 passes but 5.7 s, because
+each step then reads 20 x 3 MB of candidate vectors that no longer stay in cache. On
+unclustered random unit vectors 256 rows gave 12 passes."""
+
+REFRESH_BLOCK = 1024
+"""Matrix rows per block of a refresh pass (1024 measured ~20% faster than 512 with a
+few hundred centres per pass); fewer when there are many centres, so one block's
+similarities stay under ``_REFRESH_BYTES``."""
+_REFRESH_BYTES = 8 << 20
+
+
+def _candidate_count(n: int, k: int) -> int:
+    """Candidates per run: ``CANDIDATES``, but their copied vectors (K x T x D) stay
+    within a quarter of the matrix whenever that leaves at least 32 per run."""
+    return max(1, min(n, CANDIDATES, max(32, n // (4 * max(1, k)))))
+
+
+def _absorb(emb: np.ndarray, mins: np.ndarray, centres: np.ndarray) -> None:
+    """Fold the distance columns of ``centres`` (K, L) into the running minima (K, N).
+
+    One pass over the matrix for all runs: each distinct centre enters the product
+    once, however many runs picked it, and each run then takes the max similarity over
+    its own L centres.
+    """
+    k, n = mins.shape
+    uniq, inverse = np.unique(centres, return_inverse=True)
+    inverse = inverse.reshape(centres.shape)
+    vecs = emb[uniq]
+    block = int(max(64, min(REFRESH_BLOCK, _REFRESH_BYTES // (4 * uniq.size))))
 
     def part(lo: int, hi: int) -> None:
-        blk = out[:, lo:hi]
-        np.matmul(centres, emb[lo:hi].T, out=blk)
-        np.subtract(1.0, blk, out=blk)
+        best = np.empty(min(block, hi - lo), dtype=np.float32)
+        for a in range(lo, hi, block):
+            b = min(hi, a + block)
+            sims = vecs @ emb[a:b].T
+            top = best[: b - a]
+            for r in range(k):
+                np.max(sims[inverse[r]], axis=0, out=top)
+                np.subtract(1.0, top, out=top)
+                np.minimum(mins[r, a:b], top, out=mins[r, a:b])
 
-    split_rows(emb.shape[0], part)
-
-
-class _ColumnCache:
-    """Distance columns (1 - emb @ emb[row]) of recently used centres, least recently
-    used evicted first.
-
-    Why: Monte Carlo FPS runs from different starts keep reaching the same far-out
-    images (that is what makes them "core"), usually within a few dozen steps of each
-    other. A centre already computed for one run is reused by the others instead of
-    entering the step's matrix product again; with 256 slots this removes 40-50% of
-    the columns on the benchmark data (about 20% of the time: the product still reads
-    the whole matrix once per step).
-    """
-
-    def __init__(self, n: int, slots: int) -> None:
-        self.dist = np.empty((slots, n), dtype=np.float32)
-        self.slot_of: dict[int, int] = {}
-        self.row_in = np.full(slots, -1, dtype=np.int64)
-        self.last_used = np.full(slots, -1, dtype=np.int64)
-
-    def lookup(self, rows: np.ndarray, step: int, emb: np.ndarray, buf: np.ndarray) -> np.ndarray:
-        """Slot of each row's distance column, computing the missing ones with one product."""
-        slots = np.array([self.slot_of.get(int(r), -1) for r in rows], dtype=np.int64)
-        self.last_used[slots[slots >= 0]] = step
-        missing = rows[slots < 0]
-        if missing.size:
-            out = buf[: missing.size]
-            distance_rows(emb, emb[missing], out)
-            # Evict the least recently used slots not needed by this step.
-            free = np.argsort(self.last_used, kind="stable")[: missing.size]
-            for j, (slot, row) in enumerate(zip(free, missing, strict=True)):
-                old = int(self.row_in[slot])
-                if old >= 0:
-                    del self.slot_of[old]
-                self.slot_of[int(row)] = int(slot)
-                self.row_in[slot] = row
-                self.last_used[slot] = step
-                self.dist[slot] = out[j]
-            slots[slots < 0] = free
-        return slots
-
-
-CACHE_SHARE = 0.4
-"""Largest size of batched FPS's work arrays plus column cache, relative to the
-embedding matrix (the FPS memory budget is 1.5 x the matrix)."""
+    split_rows(n, part, block=block)
 
 
 def _fps_batched(emb, count, starts, excluded, cancel, on_step) -> np.ndarray:
+    """Lazy batched FPS: the full (K, N) minima are brought up to date only now and then.
+
+    A run's next pick is the row farthest from its picks, but only rows near the top of
+    its running minima can be that row. So each run keeps ``t`` candidates (the top of
+    its minima at the last pass over the matrix, with their vectors copied) and an upper
+    bound on every other row's minimum (the largest of them at that pass; minima only
+    shrink). Each step updates just the candidates (a t x D product per run). While the
+    best candidate beats the bound by ``TIE_TOL`` the pick is certain to be the plain
+    loop's pick (the float32 error is far below TIE_TOL; near-ties are decided exactly
+    as in :func:`choose_next`). When any run loses that certainty, one pass over the
+    matrix absorbs every run's picks since the last pass - a few hundred centres in one
+    compute-bound product instead of one memory-bound pass per centre - and the
+    candidates are chosen again.
+    """
     n, d = emb.shape
     k, s = starts.shape
     available = n - (int(np.count_nonzero(excluded)) if excluded is not None else 0)
     m = max(s, min(count, available))
     picks = np.empty((k, m), dtype=np.int64)
+    picks[:, :s] = starts
+    rows_k = np.arange(k)
     mins = np.full((k, n), np.inf, dtype=np.float32)
     if excluded is not None:
         mins[:, excluded] = -np.inf
-    buf = np.empty((k, n), dtype=np.float32)
-    # Work arrays (mins, buf: 2K columns) plus cache slots stay within CACHE_SHARE of
-    # the matrix whenever that leaves room for one step's K columns.
-    cache = _ColumnCache(n, max(k, min(256, int(CACHE_SHARE * d) - 2 * k)))
-    rows_k = np.arange(k)
+    for j in range(s):
+        mins[rows_k, starts[:, j]] = -np.inf
 
-    def absorb(centres: np.ndarray, step: int) -> None:
-        # The step's one matrix product (only for centres not in the cache), then each
-        # run folds its new centre's distance column into its running minima.
-        uniq, inverse = np.unique(centres, return_inverse=True)
-        slots = cache.lookup(uniq, step, emb, buf)[inverse]
+    t = _candidate_count(n, k)
+    cand = np.zeros((k, t), dtype=np.int64)
+    cand_dist = np.full((k, t), -np.inf, dtype=np.float32)
+    cand_vecs = np.zeros((k, t, d), dtype=np.float32)
+    bound = np.full(k, np.inf)  # forces a pass before the first greedy step
+    absorbed = 0  # picks[:, :absorbed] are folded into mins
+
+    def refresh(upto: int) -> None:
+        nonlocal absorbed
+        _absorb(emb, mins, picks[:, absorbed:upto])
+        absorbed = upto
         for r in range(k):
-            np.minimum(mins[r], cache.dist[slots[r]], out=mins[r])
-        mins[rows_k, centres] = -np.inf
+            if t < n:
+                part = np.argpartition(mins[r], n - t - 1)
+                cand[r] = part[n - t :]
+                bound[r] = mins[r, part[n - t - 1]]
+            else:
+                cand[r] = np.arange(n)
+                bound[r] = -np.inf
+            cand_dist[r] = mins[r, cand[r]]
+            np.take(emb, cand[r], axis=0, out=cand_vecs[r])
 
     total = m - s
-    for j in range(s):
-        if cancel is not None and cancel():
-            raise Cancelled()
-        absorb(starts[:, j], j)
-        picks[:, j] = starts[:, j]
+    sims = np.empty((k, t, 1), dtype=np.float32)
     for step in range(s, m):
         if cancel is not None and cancel():
             raise Cancelled()
-        nxt = np.argmax(mins, axis=1)
-        best = mins[rows_k, nxt]
-        near = np.count_nonzero(mins >= (best - TIE_TOL)[:, None], axis=1)
-        for r in np.flatnonzero(near > 1):
-            nxt[r] = choose_next(mins[r], emb, picks[r, :step])
-        absorb(nxt, step)
+        best = cand_dist.max(axis=1)
+        sure = (best > -np.inf) & (best >= bound + TIE_TOL)
+        if not sure.all():
+            refresh(step)
+            best = cand_dist.max(axis=1)
+            sure = (best > -np.inf) & (best >= bound + TIE_TOL)
+        nxt = cand[rows_k, np.argmax(cand_dist, axis=1)]
+        near = np.count_nonzero(cand_dist >= (best - TIE_TOL)[:, None], axis=1)
+        for r in range(k):
+            if not sure[r]:
+                # Right after a pass with no certain candidate (masses of near-equal
+                # rows): decide on the full, current minima like the plain loop.
+                nxt[r] = choose_next(mins[r], emb, picks[r, :step])
+            elif near[r] > 1:
+                tied = np.sort(cand[r, cand_dist[r] >= best[r] - TIE_TOL])
+                nxt[r] = tied[int(np.argmax(exact_min_distance(emb, tied, picks[r, :step])))]
         picks[:, step] = nxt
+        mins[rows_k, nxt] = -np.inf
+        np.matmul(cand_vecs, emb[nxt][:, :, None], out=sims)
+        np.subtract(1.0, sims[:, :, 0], out=sims[:, :, 0])
+        np.minimum(cand_dist, sims[:, :, 0], out=cand_dist)
+        cand_dist[cand == nxt[:, None]] = -np.inf
         if on_step is not None:
             on_step(step - s + 1, total)
     return picks

@@ -145,15 +145,51 @@ def test_run_selection_fps_memory_stays_within_half_the_matrix() -> None:
     assert 1.0 + peak / emb.nbytes <= 1.5
 
 
-def test_split_product_matches_plain_product(monkeypatch) -> None:
+def test_split_refresh_matches_plain_product(monkeypatch) -> None:
+    # Small thresholds so the two-thread, multi-block refresh pass runs on a small album.
     monkeypatch.setattr(fps, "SPLIT_ROWS", 100)
-    monkeypatch.setattr(fps, "SPLIT_BLOCK", 64)
+    monkeypatch.setattr(fps, "REFRESH_BLOCK", 64)
     emb = unit_rows(1000, 24, seed=12)
-    centres = emb[[3, 500, 999]]
-    out = np.empty((3, 1000), np.float32)
-    fps.distance_rows(emb, centres, out)
-    assert np.allclose(out, 1.0 - centres @ emb.T, atol=1e-6)
+    centres = np.array([[3, 500], [999, 3]])
+    mins = np.full((2, 1000), np.inf, np.float32)
+    fps._absorb(emb, mins, centres)
+    expect = 1.0 - np.stack([(emb @ emb[c].T).max(axis=1) for c in centres])
+    assert np.allclose(mins, expect, atol=1e-6)
     starts = np.array([1, 700, 999])
     got = fps_batched(emb, 25, starts)
     for k, s in enumerate(starts):
         assert got[k].tolist() == fps_reference(emb, 25, int(s)).tolist()
+
+
+@pytest.mark.parametrize("candidates", [1, 2, 5, 40])
+def test_batched_equals_reference_whatever_the_candidate_count(monkeypatch, candidates: int) -> None:
+    # Few candidates force a pass over the matrix almost every step; many let runs go
+    # long stretches on their candidates alone. Both must pick what the plain loop picks.
+    monkeypatch.setattr(fps, "CANDIDATES", candidates)
+    emb = clustered_rows(600, 32, 8, seed=candidates)
+    excluded = np.zeros(600, bool)
+    excluded[::13] = True
+    starts = np.array([[0, 5], [100, 250], [599, 1]])
+    got = fps_batched(emb, 50, starts, excluded=excluded)
+    for k, pins in enumerate(starts):
+        assert got[k].tolist() == fps_reference(emb, 50, pins, excluded=excluded).tolist()
+
+
+def test_batched_on_few_rows_returns_them_all() -> None:
+    # Candidates cover every row: the bound is -inf and runs never need another pass.
+    emb = unit_rows(7, 3, seed=13)
+    got = fps_batched(emb, 50, np.array([0, 3, 6]))
+    assert got.shape == (3, 7)
+    for k, s in enumerate([0, 3, 6]):
+        assert got[k].tolist() == fps_reference(emb, 50, s).tolist()
+
+
+def test_batched_passes_over_the_matrix_only_now_and_then(monkeypatch) -> None:
+    # The point of the candidate sets: far fewer full passes than greedy steps.
+    passes = []
+    real = fps._absorb
+    monkeypatch.setattr(fps, "_absorb", lambda *a: (passes.append(1), real(*a)))
+    emb = clustered_rows(5000, 64, 20, seed=14)
+    got = fps_batched(emb, 100, np.array([1, 2, 3, 4]))
+    assert got[0].tolist() == fps_reference(emb, 100, 1).tolist()
+    assert len(passes) < 30
