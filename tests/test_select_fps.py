@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from select_helpers import brute_fps, clustered_rows, unit_rows
 
 from picksel import fps
@@ -193,3 +195,37 @@ def test_batched_passes_over_the_matrix_only_now_and_then(monkeypatch) -> None:
     got = fps_batched(emb, 100, np.array([1, 2, 3, 4]))
     assert got[0].tolist() == fps_reference(emb, 100, 1).tolist()
     assert len(passes) < 30
+
+
+@st.composite
+def fps_cases(draw):
+    n = draw(st.integers(2, 60))
+    d = draw(st.integers(2, 8))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    emb = rng.standard_normal((n, d)).astype(np.float32)
+    if draw(st.booleans()):  # coarse grid: duplicates and exact ties everywhere
+        emb = np.round(emb)
+        emb[np.all(emb == 0, axis=1), 0] = 1.0
+    emb = as_unit_float32(emb)
+    excluded = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
+    free = np.flatnonzero(~excluded)
+    if free.size == 0:
+        excluded[0] = False
+        free = np.array([0])
+    k = draw(st.integers(1, 4))
+    s = draw(st.integers(1, min(2, free.size)))
+    starts = np.stack([rng.choice(free, s, replace=False) for _ in range(k)])
+    return emb, excluded, starts, draw(st.integers(1, n + 2)), draw(st.integers(1, n))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=fps_cases())
+def test_batched_equals_reference_property(monkeypatch, case) -> None:
+    # Whatever the candidate count (1 = a pass almost every step, n = never a second
+    # pass), the lazy batched runs pick exactly what the plain loop picks.
+    emb, excluded, starts, count, candidates = case
+    monkeypatch.setattr(fps, "CANDIDATES", candidates)
+    mask = excluded if excluded.any() else None
+    got = fps_batched(emb, count, starts, excluded=mask)
+    for k, pins in enumerate(starts):
+        assert got[k].tolist() == fps_reference(emb, count, pins, excluded=mask).tolist()
