@@ -232,6 +232,22 @@ async def test_method_switch_and_settings_persist(album: Path) -> None:
         assert status(app2) == "6 of 6 selected (0 excluded)"
 
 
+async def test_chosen_method_is_readable_without_colour(album: Path) -> None:
+    # NO_COLOR / monochrome: the radio dots themselves must differ, not just their colour.
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+
+        def dots() -> tuple[str, str]:
+            fps, km = (str(app.query_one(f"#method-{m}").render()) for m in ("fps", "kmeans"))
+            return fps[1], km[1]
+
+        assert dots() == ("●", "○")
+        await pilot.press("m")
+        await pilot.pause()
+        assert dots() == ("○", "●")
+
+
 async def test_export_with_collisions_and_remembered_path(album: Path, tmp_path: Path) -> None:
     dest = tmp_path / "out" / "set1"
     app = make_app(album)

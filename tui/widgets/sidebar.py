@@ -77,6 +77,19 @@ class MethodSet(RadioSet, inherit_bindings=False):
     ]
 
 
+class MethodButton(RadioButton):
+    """A radio button whose dot is hollow when off.
+
+    Textual draws the same dot for on and off and tells them apart by colour only, which
+    is lost under NO_COLOR and on monochrome terminals: the chosen method must be
+    readable from the glyph alone.
+    """
+
+    @property
+    def BUTTON_INNER(self) -> str:  # noqa: N802 - overrides Textual's class constant
+        return "●" if self.value else "○"
+
+
 class CuratorSidebar(VerticalScroll, can_focus=False):
     """Right-hand pane of the main screen."""
 
@@ -105,8 +118,8 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
 
     def compose(self) -> ComposeResult:
         with MethodSet(id="method", compact=True):
-            yield RadioButton("Diversity (FPS)", id="method-fps", value=True)
-            yield RadioButton("Blocks (K-Means)", id="method-kmeans")
+            yield MethodButton("Diversity (FPS)", id="method-fps", value=True)
+            yield MethodButton("Blocks (K-Means)", id="method-kmeans")
         with Horizontal(classes="field"):
             yield Label("Count", classes="field-label")
             yield Input("20", id="count", compact=True, max_length=7)
