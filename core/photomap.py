@@ -15,6 +15,7 @@ Format (see DESIGN.md): ``photomap_index/embeddings.npz`` with ``embeddings`` fl
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +183,41 @@ def _rel_in_album(filename: str, roots: tuple[str, ...]) -> str | None:
     return None
 
 
+_RELOCATE_SAMPLE = 400
+
+
+def _parts(filename: str) -> list[str]:
+    """Path components of a filename written on any system (PhotoMapAI runs on Windows
+    too, so backslashes and drive letters are separators here)."""
+    return [p for p in re.split(r"[\\/]+", filename) if p]
+
+
+def _relocation_prefix(names: list[str], known: set[str]) -> tuple[str, ...] | None:
+    """The folder the index was built in, when the album has moved since.
+
+    An index copied from another machine or mount lists absolute paths under a root that
+    does not exist here. For a sample of those names, the longest path tail that is an
+    album file points at the old root; the root most of the sample agrees on is used,
+    and only when most of the sample agrees, so a few stray entries never
+    re-map the index."""
+    if not names:
+        return None
+    step = max(1, len(names) // _RELOCATE_SAMPLE)
+    sample = names[::step]
+    votes: dict[tuple[str, ...], int] = {}
+    for name in sample:
+        parts = _parts(name)
+        for cut in range(len(parts) - 1):  # longest tail first
+            if "/".join(parts[cut:]) in known:
+                prefix = tuple(parts[:cut])
+                votes[prefix] = votes.get(prefix, 0) + 1
+                break
+    if not votes:
+        return None
+    prefix, hits = max(votes.items(), key=lambda kv: (kv[1], len(kv[0])))
+    return prefix if 2 * hits > len(sample) else None
+
+
 def _count(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
@@ -222,8 +258,19 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
     outside: list[str] = []
     seen: set[str] = set()
     changed = 0
+    rel_of = [_rel_in_album(name, roots) for name in pm.filenames]
+    away = [n for n, r in zip(pm.filenames, rel_of, strict=True) if r is None]
+    # A moved album has (nearly) all its entries elsewhere; a few outside ones are strays.
+    moved = _relocation_prefix(away, set(by_rel)) if 2 * len(away) > len(pm.filenames) else None
+    relocated = 0
+    if moved is not None:
+        for row, name in enumerate(pm.filenames):
+            parts = _parts(name)
+            if rel_of[row] is None and tuple(parts[: len(moved)]) == moved and len(parts) > len(moved):
+                rel_of[row] = "/".join(parts[len(moved):])
+                relocated += 1
     for row, name in enumerate(pm.filenames):
-        rel = _rel_in_album(name, roots)
+        rel = rel_of[row]
         if rel is None:
             outside.append(name)
             continue
@@ -265,6 +312,13 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
     report.messages.append(
         f"using PhotoMapAI index {pm.dir / EMBEDDINGS} ({_count(len(rels), 'image')}, model {pm.model_id})"
     )
+    if relocated:
+        old_root = ("/" if pm.filenames[0][:1] in "/\\" else "") + "/".join(moved or ())
+        report.messages.append(
+            f"the PhotoMapAI index was built for {old_root or '/'}: "
+            f"{relocated} {'entry' if relocated == 1 else 'entries'} matched to this album "
+            "by their paths under it"
+        )
     old_rows = old.row_of() if old is not None and old.source == "photomap" else {}
     for i, rel in enumerate(rels):
         j = old_rows.get(rel)

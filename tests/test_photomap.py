@@ -124,6 +124,39 @@ def test_missing_outside_and_unindexed_files_reported(tmp_path: Path, demo_image
     assert [tuple(r) for r in m.coords] == [tuple(coords[listed.index(root / p)]) for p in idx.paths]
 
 
+@pytest.mark.parametrize(
+    "old_root", ["/mnt/nas/photos", "C:\\Users\\me\\Pictures\\album", "//server/share/album"]
+)
+def test_index_from_another_machine_is_relocated(tmp_path: Path, demo_images, no_encoding, old_root: str):
+    # The album (and its photomap_index) was copied from elsewhere: every filename lies
+    # under a root that does not exist here. Entries are matched by their paths under it.
+    root, files = _album(tmp_path, demo_images, NAMES)
+    sep = "\\" if "\\" in old_root else "/"
+    listed = [old_root + sep + n.replace("/", sep) for n in NAMES] + [old_root + sep + "gone.png"]
+    emb = unit_rows(len(listed), 16)
+    write_photomap(root, listed, emb, mtimes=np.zeros(len(listed)))
+    idx, rep = build_index(root)
+    assert idx.paths == sorted(NAMES)
+    for i, rel in enumerate(idx.paths):
+        np.testing.assert_allclose(idx.embeddings[i], emb[NAMES.index(rel)], atol=1e-6)
+    text = "\n".join(rep.messages)
+    assert "the PhotoMapAI index was built for " in text and "5 entries matched to this album" in text
+    assert "1 file listed in the PhotoMapAI index no longer exists and was left out: gone.png" in text
+    assert "outside the album" not in text
+
+
+def test_a_few_stray_entries_do_not_relocate_the_index(tmp_path: Path, demo_images, no_encoding):
+    # One outside entry whose tail happens to name an album file is not a moved album.
+    root, files = _album(tmp_path, demo_images, NAMES)
+    stray = ["/somewhere/else/" + NAMES[2], "/other/place/unrelated.png"]
+    write_photomap(root, files[:2] + stray, unit_rows(4, 8), mtimes=np.zeros(4))
+    idx, rep = build_index(root)
+    assert idx.paths == sorted(NAMES[:2])
+    text = "\n".join(rep.messages)
+    assert "2 files in the PhotoMapAI index lie outside the album" in text
+    assert "built for" not in text
+
+
 def test_stale_umap_is_ignored(tmp_path: Path, demo_images, no_encoding):
     root, files = _album(tmp_path, demo_images, NAMES[:2])
     write_photomap(root, files, unit_rows(2, 8), umap=np.zeros((2, 2), np.float32), umap_stale=True)
