@@ -15,7 +15,8 @@ otherwise ``a.png`` would silently pick up ``a.jpg``'s caption in a training fol
 Nothing is ever overwritten. Each file is copied to a hidden temp name in DEST
 (``.NAME.picksel-tmp-XXXX``), its metadata copied like ``shutil.copy2``, then published with
 ``os.link(tmp, final)``, which fails if ``final`` exists, and the temp name is unlinked.
-So an interrupted export never leaves a half file under a final name. Filesystems without
+So an interrupted export never leaves a half file under a final name; a temp file left
+by a killed export is swept by the next export into that folder (see ``sweep_leftovers``). Filesystems without
 hard links fall back to check-then-rename, which has a tiny race window (documented gap).
 
 Re-exporting into the same folder does not duplicate: when a candidate name already
@@ -72,6 +73,7 @@ class ExportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): refused
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): failed
     planned: int = 0
+    leftovers_removed: int = 0  # temp files of an earlier, killed export swept from DEST
 
     def summary(self) -> str:
         """One line, e.g. "148 images and 131 captions copied to DEST; 2 already there; 1 error"."""
@@ -85,6 +87,10 @@ class ExportReport:
             parts.append(f"{len(self.skipped)} skipped")
         if self.errors:
             parts.append(_plural(len(self.errors), "error"))
+        if self.leftovers_removed:
+            parts.append(
+                f"removed {_plural(self.leftovers_removed, 'temporary file')} left by an interrupted export"
+            )
         return "; ".join(parts)
 
 
@@ -326,6 +332,39 @@ def _copy_one(src: Path, dest: Path, name: str, cancel: CancelFn) -> None:
         raise
 
 
+LEFTOVER_AGE = 3600.0
+"""Seconds since a temp file was last touched before it counts as abandoned."""
+
+
+def sweep_leftovers(dest: Path, now: float | None = None) -> int:
+    """Remove temp files an earlier export left in DEST when it was killed mid-copy.
+
+    Only our own names (``.NAME.picksel-tmp-*``, ``.picksel-probe-*``), only regular
+    files, and only when untouched for ``LEFTOVER_AGE``: ctime is used because copystat
+    back-dates mtime and nothing can back-date ctime, so a file another export is still
+    writing is never taken. Returns how many were removed."""
+    import time
+
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        names = os.listdir(dest)
+    except OSError:
+        return 0
+    for name in names:
+        if not name.startswith(".") or not (".picksel-tmp-" in name or name.startswith(".picksel-probe-")):
+            continue
+        path = dest / name
+        try:
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and now - st.st_ctime > LEFTOVER_AGE:
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 class _DiskFull(Exception):
     pass
 
@@ -374,6 +413,7 @@ def export_images(
     if problem:
         report.errors.append((str(dest), problem))
         return report
+    report.leftovers_removed = sweep_leftovers(dest)
     namer = _Namer(album, dest)
     total = len(rels)
     for i, rel in enumerate(rels):

@@ -239,6 +239,32 @@ def test_cancel_inside_a_copy_removes_the_temp_file(tmp_path: Path):
     assert listing(tmp_path / "d") == {"a.png": b"a"}
 
 
+def test_next_export_sweeps_temp_files_of_a_killed_one(tmp_path: Path, monkeypatch):
+    # A kill -9 mid-copy leaves ".NAME.picksel-tmp-XXXX" behind. The next export into
+    # the folder removes it once it is old, never a fresh one (another export may be
+    # writing it) and never a user's file that merely looks similar.
+    album = make_album(tmp_path / "alb", {"a.png": b"a"})
+    dest = tmp_path / "d"
+    dest.mkdir()
+    stale = dest / ".big.png.picksel-tmp-k3j2h1"
+    fresh = dest / ".other.png.picksel-tmp-zz9"
+    mine = dest / "notes.picksel-tmp-keep.txt"
+    for p in (stale, fresh, mine):
+        p.write_bytes(b"partial")
+    assert export_mod.sweep_leftovers(dest) == 0  # all just written
+    old = stale.stat().st_ctime + export_mod.LEFTOVER_AGE + 1
+    assert export_mod.sweep_leftovers(dest, now=old) == 2 and not stale.exists() and not fresh.exists()
+    assert mine.exists()
+    stale.write_bytes(b"partial")
+    report = export_images(album, ["a.png"], dest)
+    assert stale.exists() and report.leftovers_removed == 0  # fresh: left alone
+    monkeypatch.setattr(export_mod, "LEFTOVER_AGE", -1.0)  # now everything counts as old
+    report = export_images(album, ["a.png"], dest)
+    assert not stale.exists() and report.leftovers_removed == 1
+    assert "removed 1 temporary file left by an interrupted export" in report.summary()
+    assert listing(dest) == {"a.png": b"a", "notes.picksel-tmp-keep.txt": b"partial"}
+
+
 def test_progress_reports_every_file(tmp_path: Path):
     album = make_album(tmp_path / "alb", {"a.png": b"a", "b.png": b"b"})
     seen = []
