@@ -164,7 +164,9 @@ def fps_reference(
         return _fps_reference(emb, count, start, excluded)
 
 
-def _fps_reference(emb, count, start, excluded) -> np.ndarray:
+def _fps_reference(
+    emb: np.ndarray, count: int, start: int | Sequence[int] | np.ndarray, excluded: np.ndarray | None
+) -> np.ndarray:
     n = emb.shape[0]
     starts = np.atleast_1d(np.asarray(start, dtype=np.int64))
     mins = _initial_mins(n, excluded)
@@ -306,7 +308,14 @@ def _absorb(emb: np.ndarray, mins: np.ndarray, centres: np.ndarray) -> None:
     split_rows(n, part, block=block)
 
 
-def _fps_batched(emb, count, starts, excluded, cancel, on_step) -> np.ndarray:
+def _fps_batched(
+    emb: np.ndarray,
+    count: int,
+    starts: np.ndarray,
+    excluded: np.ndarray | None,
+    cancel: Callable[[], bool] | None,
+    on_step: Callable[[int, int], None] | None,
+) -> np.ndarray:
     """Lazy batched FPS: the full (K, N) minima are brought up to date only now and then.
 
     A run's next pick is the row farthest from its picks, but only rows near the top of
