@@ -372,6 +372,21 @@ async def test_inventory_writes_and_asks_before_overwrite(album: Path, tmp_path:
         assert target.read_text(encoding="utf-8").startswith("Filename")
 
 
+def test_inventory_defaults_beside_the_export_folder_not_inside_it(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from picksel.tui.controller import default_inventory_path
+
+    state = SimpleNamespace(inventory_path=None, export_path=str(tmp_path / "lora" / "set1"))
+    curator = SimpleNamespace(state=state, album=tmp_path / "album")
+    assert default_inventory_path(curator) == str(tmp_path / "lora" / "set1_inventory.tsv")
+    assert default_inventory_path(curator, csv=True) == str(tmp_path / "lora" / "set1_inventory.csv")
+    state.export_path = None
+    assert default_inventory_path(curator) == str(Path.home() / "album_inventory.tsv")
+    state.inventory_path = str(tmp_path / "mine.tsv")
+    assert default_inventory_path(curator, csv=True) == str(tmp_path / "mine.csv")
+
+
 async def test_list_filter_and_map_cursor_follow_each_other(album: Path) -> None:
     app = make_app(album)
     async with app.run_test(size=SIZE) as pilot:

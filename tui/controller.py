@@ -424,12 +424,17 @@ def default_export_path(curator: Curator) -> str:
 
 
 def default_inventory_path(curator: Curator, csv: bool = False) -> str:
+    """The last inventory file, else ``SET_inventory.tsv`` beside the last export folder
+    SET (never inside it: a training folder should hold only images and captions), else
+    ``ALBUM_inventory.tsv`` in the home folder."""
     ext = ".csv" if csv else ".tsv"
     last = getattr(curator.state, "inventory_path", None)
     if last:
         return str(Path(last).with_suffix(ext))
-    base = Path(curator.state.export_path) if curator.state.export_path else Path.home()
-    return str(base / f"{curator.album.name}_inventory{ext}")
+    if curator.state.export_path:
+        export = Path(curator.state.export_path)
+        return str(export.parent / f"{export.name}_inventory{ext}")
+    return str(Path.home() / f"{curator.album.name}_inventory{ext}")
 
 
 def human_size(n: int) -> str:

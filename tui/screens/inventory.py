@@ -1,7 +1,8 @@
 """Inventory dialog: write a TSV (or CSV) of the included and excluded images.
 
-The file name defaults to ``ALBUM-name_inventory.tsv`` beside the last export (or in
-the home folder); an existing file is only replaced after a yes in a confirmation.
+The file name defaults to the last inventory written, else ``SET_inventory.tsv`` beside
+the last export folder SET, else ``ALBUM_inventory.tsv`` in the home folder; an existing
+file is only replaced after a yes in a confirmation.
 """
 
 from __future__ import annotations
