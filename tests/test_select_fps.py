@@ -94,6 +94,22 @@ def test_exact_min_distance_does_not_depend_on_batch() -> None:
     assert np.allclose(whole, 1 - (emb.astype(np.float64) @ emb[chosen].astype(np.float64).T).max(1))
 
 
+@pytest.mark.parametrize("d", [3, 64, 1024])
+def test_exact_min_distance_equals_summing_every_pair(d: int) -> None:
+    # The float32 screen only skips pairs; the answer must be bit for bit the float64
+    # sum over every (row, centre) pair, also among near-identical centres.
+    rng = np.random.default_rng(d)
+    emb = unit_rows(400, d, seed=d)
+    emb[200:260] = emb[0]  # exact duplicates
+    emb[260:300] = as_unit_float32(emb[1] + 1e-4 * rng.standard_normal((40, d)).astype(np.float32))
+    rows = rng.permutation(400)[:150]
+    chosen = np.concatenate([[0, 1], rng.choice(400, 60, replace=False)])
+    a = emb[rows].astype(np.float64)
+    b = emb[chosen].astype(np.float64)
+    full = 1.0 - (a[:, None, :] * b[None, :, :]).sum(axis=-1).max(axis=1)
+    assert np.array_equal(exact_min_distance(emb, rows, chosen), full)
+
+
 def test_no_copy_for_normalised_float32() -> None:
     emb = unit_rows(50, 8)
     assert as_unit_float32(emb) is emb
