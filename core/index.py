@@ -30,6 +30,7 @@ from picksel.errors import (
 from picksel.fsutil import atomic_write
 from picksel.npzio import read_npz_array
 from picksel.scan import scan_album
+from picksel.thumbs import prune_thumbnails
 
 INDEX_FILENAME = "index.npz"
 INDEX_VERSION = 1
@@ -422,6 +423,7 @@ def build_index(
     if cancel is not None and cancel():
         raise Cancelled()
     save_index(index, state_dir)
+    prune_thumbnails(album_state_dir(album, state_dir), index.paths, index.mtimes)
     report.failures = failures
     report.source = "picksel"
     if failures:

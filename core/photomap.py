@@ -360,6 +360,10 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
         progress(2, 3, "saving index")
     if old is None or old.fingerprint() != index.fingerprint() or old.source_stamp != index.source_stamp:
         save_index(index, state_dir)
+        from picksel.album import state_dir as album_state_dir
+        from picksel.thumbs import prune_thumbnails
+
+        prune_thumbnails(album_state_dir(album, state_dir), index.paths, index.mtimes)
     else:
         index = old
 

@@ -79,3 +79,41 @@ def test_read_only_state_dir_still_serves(small_album: Path, tmp_path: Path) -> 
     blocker.write_text("a file where the state dir should be")
     img = thumbs.load_thumbnail(small_album, "digits/01.png", blocker, 32)
     assert img.size == (32, 32) and not thumbs.is_placeholder(img)
+
+
+def test_reindex_prunes_thumbnails_of_removed_and_edited_images(small_album: Path) -> None:
+    from picksel.index import build_index
+
+    state = small_album / ".picksel"
+    idx, _ = build_index(small_album)
+    keep, edited, removed = idx.paths[0], idx.paths[1], idx.paths[2]
+    for rel in (keep, edited, removed):
+        for size in (32, 64):
+            thumbs.load_thumbnail(small_album, rel, state, size)
+    old_edited = thumbs.thumbnail_path(small_album, edited, state, 64)
+    old_removed = thumbs.thumbnail_path(small_album, removed, state, 32)
+    kept = [thumbs.thumbnail_path(small_album, keep, state, s) for s in (32, 64)]
+    stranger = state / "thumbs" / "64" / "notes.txt"
+    stranger.write_text("not ours")
+    assert old_edited.is_file() and old_removed.is_file() and all(p.is_file() for p in kept)
+
+    (small_album / removed).unlink()
+    path = small_album / edited
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 7_000_000_000))
+    build_index(small_album)
+    assert not old_edited.exists() and not old_removed.exists()
+    assert all(p.is_file() for p in kept) and stranger.is_file()
+    # the edited image's new entry is made on demand and survives the next prune
+    thumbs.load_thumbnail(small_album, edited, state, 64)
+    fresh = thumbs.thumbnail_path(small_album, edited, state, 64)
+    assert fresh.is_file()
+    assert thumbs.prune_thumbnails(state, *_paths_mtimes(small_album)) == 0
+    assert fresh.is_file()
+
+
+def _paths_mtimes(album: Path) -> tuple[list[str], np.ndarray]:
+    from picksel.index import load_index
+
+    idx = load_index(album)
+    return idx.paths, idx.mtimes
