@@ -481,9 +481,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         for path, reason in report.skipped:
-            print(f"skipped {path}: {reason}", file=sys.stderr)
+            print(f"picksel: skipped {path}: {reason}", file=sys.stderr)
         for path, reason in report.errors:
-            print(f"error {path}: {reason}", file=sys.stderr)
+            print(f"picksel: cannot export {path}: {reason}", file=sys.stderr)
         print(report.summary())
     return 1 if report.errors else 0
 

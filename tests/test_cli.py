@@ -227,3 +227,4 @@ def test_headless_session_end_to_end(capsys: pytest.CaptureFixture[str], album: 
     blocker.write_text("x")
     code, _, err = picksel(capsys, "export", album, blocker)
     assert code == 1 and "Traceback" not in err
+    assert err.splitlines()[-1] == f"picksel: cannot export {blocker}: exists and is not a folder"
