@@ -10,6 +10,7 @@ main screen after a run, after excluding the core outliers, and the export dialo
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -61,6 +62,20 @@ async def _shoot(album: Path, dest: Path) -> list[Path]:
     return shots
 
 
+def _for_cairo(svg: str) -> str:
+    """The SVG as cairo can draw it: cairo picks one font per text run with no glyph
+    fallback and cannot load Fira Code from the web, so runs are set in the installed
+    DejaVu Sans Mono (monospaced, has the radio and block glyphs) and braille runs of the
+    map in DejaVu Sans (which has braille); each run keeps its textLength, so cell
+    positions do not move. The committed .svg files are left as Textual wrote them."""
+    svg = svg.replace("font-family: Fira Code, monospace", "font-family: DejaVu Sans Mono, monospace")
+    return re.sub(
+        r"<text ([^>]*)>([^<]*[\u2800-\u28ff][^<]*)</text>",
+        lambda m: f'<text style="font-family: DejaVu Sans" {m.group(1)}>{m.group(2)}</text>',
+        svg,
+    )
+
+
 def main() -> int:
     import cairosvg
 
@@ -86,7 +101,7 @@ def main() -> int:
         text = text.replace(str(Path(tempfile.gettempdir())), "/tmp")
         svg.write_text(text, encoding="utf-8")
         png = svg.with_suffix(".png")
-        cairosvg.svg2png(url=str(svg), write_to=str(png), output_width=1600)
+        cairosvg.svg2png(bytestring=_for_cairo(text).encode("utf-8"), write_to=str(png), output_width=1600)
         print(f"wrote {svg.relative_to(ROOT)} and {png.relative_to(ROOT)}")
     return 0
 

@@ -25,9 +25,15 @@ from picksel.errors import Cancelled, PickselError
 
 
 class FolderTree(DirectoryTree):
-    """Directories only: the export target is a folder."""
+    """Directories only: the export target is a folder.
+
+    Folder icons are Tree's triangles, not DirectoryTree's emoji: the Linux console and
+    many SSH terminal fonts have no emoji and would draw boxes there."""
 
     BINDINGS = [Binding("backspace,u", "up_folder", "Up a folder")]
+    ICON_NODE = "▸ "
+    ICON_NODE_EXPANDED = "▾ "
+    ICON_FILE = "  "
 
     def filter_paths(self, paths):
         out = []
