@@ -248,6 +248,39 @@ async def test_chosen_method_is_readable_without_colour(album: Path) -> None:
         assert dots() == ("○", "●")
 
 
+def _cli_excludes(album: Path, rel: str) -> None:
+    """What `picksel exclude ALBUM REL` does, from another process's point of view."""
+    from picksel import state as st
+
+    sdir = album / ".picksel"
+    state, _ = st.load_state(sdir)
+    st.set_excluded(state, [rel])
+    st.save_state(sdir, state)
+
+
+async def test_changes_by_another_picksel_are_shown_and_never_undone(album: Path) -> None:
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        c = app.curator
+        first, second, third = c.paths[0], c.paths[1], c.paths[2]
+        _cli_excludes(album, first)
+        # our own next change must not drop the other process's exclusion
+        app.current_row = c.rows[second]
+        await pilot.press("x")
+        await pilot.pause()
+        assert saved_state(app).excluded >= {first, second}
+        # and the periodic check shows a change made while we do nothing
+        _cli_excludes(album, third)
+        app._watch_state()
+        await pilot.pause()
+        assert app.title.endswith("(" + f"{c.n} images, 3 excluded)")
+        assert any("changed by another picksel" in n.message for n in app._notifications)
+        app._watch_state()  # nothing new: no reload, no second notice
+        await pilot.pause()
+        assert sum("changed by another picksel" in n.message for n in app._notifications) == 1
+
+
 async def test_export_with_collisions_and_remembered_path(album: Path, tmp_path: Path) -> None:
     dest = tmp_path / "out" / "set1"
     app = make_app(album)

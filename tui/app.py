@@ -118,6 +118,7 @@ class PickselApp(App[int]):
         self.state_dir_override = Path(state_dir) if state_dir is not None else None
         self.graphics = GraphicsMode.parse(graphics)
         self.fixed_seed = seed  # tests and screenshots: deterministic runs
+        self._state_timer = None
         self.curator: Curator | None = None
         self.current_row: int | None = None
         self.job = None  # running SelectionJob
@@ -222,8 +223,7 @@ class PickselApp(App[int]):
         if warning:
             self.notify(warning, title="state.json", severity="warning", timeout=12)
         self.curator = curator
-        if self.fixed_seed is not None:
-            curator.state.settings.seed = self.fixed_seed
+        curator.seed_override = self.fixed_seed
         s = curator.settings
         self.sidebar.set_settings(s.method, s.count, s.iterations, s.threshold)
         if curator.n == 0:
@@ -232,12 +232,31 @@ class PickselApp(App[int]):
             self.banner("")
         self.refresh_view()
         self.start_map()
+        if self._state_timer is None:
+            self._state_timer = self.set_interval(self.STATE_POLL, self._watch_state)
         if curator.n:
             self.current_row = self.map_view.cursor_row
             if self.current_row is not None:
                 self.thumbs.focus_row(self.current_row)
                 self._schedule_preview()
         self.thumbs.focus()
+
+    STATE_POLL = 2.0
+    """Seconds between checks whether another picksel changed state.json."""
+
+    def _watch_state(self) -> None:
+        """Show what a CLI ``exclude`` / ``select`` in another shell did to this album
+        while it is open here (and keep our next save from undoing it)."""
+        c = self.curator
+        if c is None:
+            return
+        reloaded, warning = c.reload_if_changed()
+        if warning:
+            self.notify(warning, title="state.json", severity="warning", timeout=12)
+        if reloaded:
+            s = c.settings
+            self.sidebar.set_settings(s.method, s.count, s.iterations, s.threshold)
+            self._changed("state.json was changed by another picksel: exclusions, pins, favorites and selection reloaded")
 
     def _indexed(self, ok: bool | None) -> None:
         if ok:

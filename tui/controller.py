@@ -146,6 +146,8 @@ class Curator:
         self.paths: list[str] = list(index.paths)
         self._rows: dict[str, int] | None = None
         self._fingerprint: str | None = None
+        self._stamp = self._disk_stamp()
+        self.seed_override: int | None = None  # tests and screenshots: deterministic runs
 
     # ------------------------------------------------------------------ opening
 
@@ -186,6 +188,33 @@ class Curator:
 
     def save(self) -> None:
         st.save_state(self.state_dir, self.state)
+        self._stamp = self._disk_stamp()
+
+    def _disk_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            s = st.state_path(self.state_dir).stat()
+        except OSError:
+            return None
+        return (s.st_mtime_ns, s.st_size, s.st_ino)
+
+    def reload_if_changed(self) -> tuple[bool, str | None]:
+        """Take state.json from disk when another picksel wrote it since we last read or
+        wrote it (a CLI ``exclude`` in another shell, a second curator), so our next
+        save does not silently undo its exclusions, pins or selection.
+
+        Returns (reloaded, warning). A file that vanished or no longer parses keeps our
+        in-memory state, which the next save writes back."""
+        stamp = self._disk_stamp()
+        if stamp == self._stamp:
+            return False, None
+        self._stamp = stamp
+        if stamp is None:
+            return False, None
+        state, warning = st.load_state(self.state_dir)
+        if warning is not None:
+            return False, warning
+        self.state = state
+        return True, None
 
     # ------------------------------------------------------------------ masks and model
 
@@ -284,38 +313,45 @@ class Curator:
         return self.paths[row]
 
     def toggle_excluded(self, row: int) -> bool:
+        self.reload_if_changed()
         now = st.toggle_excluded(self.state, self.rel(row))
         self.save()
         return now
 
     def toggle_pin(self, row: int) -> bool:
+        self.reload_if_changed()
         now = st.toggle_pin(self.state, self.rel(row))
         self.save()
         return now
 
     def exclude_at_or_above(self, threshold: float) -> int:
+        self.reload_if_changed()
         new = st.exclude_at_or_above(self.state, threshold)
         self.save()
         return new
 
     def clear_exclusions(self) -> int:
+        self.reload_if_changed()
         n = st.clear_exclusions(self.state)
         self.save()
         return n
 
     def clear_selection(self) -> bool:
+        self.reload_if_changed()
         had = self.state.selection is not None
         st.clear_selection(self.state)
         self.save()
         return had
 
     def set_favorites(self) -> int:
+        self.reload_if_changed()
         n = st.set_favorites(self.state)
         self.save()
         return n
 
     def update_settings(self, **values) -> None:
         """Remember curator panel values (method, count, iterations, threshold)."""
+        self.reload_if_changed()
         changed = False
         for key, value in values.items():
             if getattr(self.state.settings, key) != value:
@@ -325,11 +361,13 @@ class Curator:
             self.save()
 
     def set_export_path(self, path: str) -> None:
+        self.reload_if_changed()
         if self.state.export_path != path:
             self.state.export_path = path
             self.save()
 
     def set_inventory_path(self, path: str) -> None:
+        self.reload_if_changed()
         if getattr(self.state, "inventory_path", None) != path:
             self.state.inventory_path = path
             self.save()
@@ -355,13 +393,14 @@ class Curator:
             method=s.method,
             count=int(count),
             iterations=int(iterations),
-            seed=s.seed,
+            seed=self.seed_override if self.seed_override is not None else s.seed,
             excluded=excluded,
             pinned=self.pinned_mask(),
         )
 
     def apply_result(self, result) -> st.SavedSelection:
         """Store a finished run as the album's selection (saved at once)."""
+        self.reload_if_changed()
         saved = st.SavedSelection.from_result(result, self.paths, self.fingerprint)
         self.state.selection = saved
         self.save()
