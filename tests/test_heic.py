@@ -56,3 +56,22 @@ def test_heic_index_thumbnail_and_export(heic_album: Path, tmp_path: Path) -> No
     assert not report.errors
     assert sorted(p.name for p in dest.iterdir()) == ["IMG_0001.HEIC", "IMG_0001.txt", "IMG_0002.heic"]
     assert (dest / "IMG_0001.HEIC").read_bytes() == (heic_album / "iphone" / "IMG_0001.HEIC").read_bytes()
+
+
+def test_heic_orientation_is_applied_once(tmp_path: Path) -> None:
+    # iPhones store portrait shots rotated with an orientation flag. pillow-heif turns
+    # it into the container's rotation and resets the EXIF tag, so our EXIF transpose
+    # must not rotate a second time: the HEIC and the JPEG come out the same way up.
+    from picksel.imageio import open_image
+
+    img = Image.new("RGB", (80, 40), (200, 0, 0))
+    img.paste((0, 0, 200), (0, 0, 20, 40))  # blue band on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    img.save(tmp_path / "p.heic", exif=exif.tobytes(), quality=95)
+    img.save(tmp_path / "p.jpg", exif=exif.tobytes(), quality=95)
+    heic, jpeg = open_image(tmp_path / "p.heic"), open_image(tmp_path / "p.jpg")
+    assert heic.size == jpeg.size == (40, 80)
+    top_heic = np.asarray(heic.convert("RGB"))[:10].mean(axis=(0, 1))
+    top_jpeg = np.asarray(jpeg.convert("RGB"))[:10].mean(axis=(0, 1))
+    assert top_heic[2] > 150 and top_jpeg[2] > 150  # the blue band is on top in both
