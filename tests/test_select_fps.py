@@ -213,6 +213,42 @@ def test_batched_passes_over_the_matrix_only_now_and_then(monkeypatch) -> None:
     assert len(passes) < 30
 
 
+def test_exact_copies_finds_copies_of_available_rows_only() -> None:
+    emb = unit_rows(50, 6, seed=21)
+    emb[[10, 30, 45]] = emb[3]  # three copies of row 3
+    emb[[20, 40]] = emb[7]
+    emb[41] = emb[7] + np.float32(1e-7)  # nearly, not exactly, a copy: never masked
+    got = fps.exact_copies(emb)
+    assert got is not None
+    mask, self_distance = got
+    assert np.flatnonzero(mask).tolist() == [10, 20, 30, 40, 45]
+    assert abs(self_distance) < 1e-6
+    excluded = np.zeros(50, bool)
+    excluded[3] = True  # the first of a group excluded: the next copy becomes the one kept
+    mask, _ = fps.exact_copies(emb, excluded)
+    assert np.flatnonzero(mask).tolist() == [20, 30, 40, 45]
+    assert fps.exact_copies(unit_rows(50, 6, seed=22)) is None
+
+
+def test_album_of_many_copies_masked_runs_and_fallback(monkeypatch) -> None:
+    # 40 distinct images, 25 copies each, scattered. Count 30: the copies never compete
+    # and stay masked. Count 60 (more than the distinct images): the masked runs cannot
+    # be that long, so the unmasked runs give the answer. Both equal the plain loop.
+    rng = np.random.default_rng(23)
+    base = clustered_rows(40, 16, 5, seed=23)
+    emb = np.ascontiguousarray(base[rng.permutation(np.repeat(np.arange(40), 25))])
+    calls = []
+    real = fps._fps_batched
+    monkeypatch.setattr(fps, "_fps_batched", lambda *a: (calls.append(a[3] is not None), real(*a))[1])
+    starts = np.array([0, 17, 999])
+    for count, runs in ((30, [True]), (60, [True, False])):
+        calls.clear()
+        got = fps_batched(emb, count, starts)
+        assert calls == runs
+        for k, s0 in enumerate(starts):
+            assert got[k].tolist() == fps_reference(emb, count, int(s0)).tolist()
+
+
 @st.composite
 def fps_cases(draw):
     n = draw(st.integers(2, 60))
