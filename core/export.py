@@ -16,8 +16,9 @@ Nothing is ever overwritten. Each file is copied to a hidden temp name in DEST
 (``.NAME.picksel-tmp-XXXX``), its metadata copied like ``shutil.copy2``, then published with
 ``os.link(tmp, final)``, which fails if ``final`` exists, and the temp name is unlinked.
 So an interrupted export never leaves a half file under a final name; a temp file left
-by a killed export is swept by the next export into that folder (see ``sweep_leftovers``). Filesystems without
-hard links fall back to check-then-rename, which has a tiny race window (documented gap).
+by a killed export is swept by the next export into that folder (``sweep_leftovers``).
+Filesystems without hard links fall back to check-then-rename, which has a tiny race
+window (documented gap).
 
 Re-exporting into the same folder does not duplicate: when a candidate name already
 holds identical bytes the image is reported as "already there" and skipped.
@@ -31,6 +32,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -343,8 +345,6 @@ def sweep_leftovers(dest: Path, now: float | None = None) -> int:
     files, and only when untouched for ``LEFTOVER_AGE``: ctime is used because copystat
     back-dates mtime and nothing can back-date ctime, so a file another export is still
     writing is never taken. Returns how many were removed."""
-    import time
-
     now = time.time() if now is None else now
     removed = 0
     try:

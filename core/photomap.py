@@ -237,8 +237,10 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
     Entries whose files are gone or outside the album are dropped and reported; album
     images PhotoMapAI did not index are reported, not encoded (another encoder's vectors
     would not be comparable). Fresh UMAP coordinates become our cached map."""
+    from picksel.album import state_dir as album_state_dir
     from picksel.index import AlbumIndex, failure_message, save_index
     from picksel.scan import scan_album
+    from picksel.thumbs import prune_thumbnails
 
     album = Path(album)
     if progress is not None:
@@ -313,7 +315,7 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
         f"using PhotoMapAI index {pm.dir / EMBEDDINGS} ({_count(len(rels), 'image')}, model {pm.model_id})"
     )
     if relocated:
-        old_root = ("/" if pm.filenames[0][:1] in "/\\" else "") + "/".join(moved or ())
+        old_root = ("/" if pm.filenames[0].startswith(("/", "\\")) else "") + "/".join(moved or ())
         report.messages.append(
             f"the PhotoMapAI index was built for {old_root or '/'}: "
             f"{relocated} {'entry' if relocated == 1 else 'entries'} matched to this album "
@@ -360,9 +362,6 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
         progress(2, 3, "saving index")
     if old is None or old.fingerprint() != index.fingerprint() or old.source_stamp != index.source_stamp:
         save_index(index, state_dir)
-        from picksel.album import state_dir as album_state_dir
-        from picksel.thumbs import prune_thumbnails
-
         prune_thumbnails(album_state_dir(album, state_dir), index.paths, index.mtimes)
     else:
         index = old
@@ -370,7 +369,6 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
     if pm.umap is not None:
         coords = pm.umap[rows]
         try:
-            from picksel.album import state_dir as album_state_dir
             from picksel.mapping import MapData, save_map
 
             save_map(album_state_dir(album, state_dir), MapData(coords, "photomap-umap", index.fingerprint()))
