@@ -13,7 +13,9 @@ app applies it on the UI thread with :meth:`Curator.apply_result`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -312,42 +314,39 @@ class Curator:
     def rel(self, row: int) -> str:
         return self.paths[row]
 
-    def toggle_excluded(self, row: int) -> bool:
+    @contextlib.contextmanager
+    def _editing(self) -> Iterator[st.AlbumState]:
+        """Change the freshest state (another picksel may have written state.json since
+        we last looked) and save it when the change is done."""
         self.reload_if_changed()
-        now = st.toggle_excluded(self.state, self.rel(row))
+        yield self.state
         self.save()
-        return now
+
+    def toggle_excluded(self, row: int) -> bool:
+        with self._editing() as state:
+            return st.toggle_excluded(state, self.rel(row))
 
     def toggle_pin(self, row: int) -> bool:
-        self.reload_if_changed()
-        now = st.toggle_pin(self.state, self.rel(row))
-        self.save()
-        return now
+        with self._editing() as state:
+            return st.toggle_pin(state, self.rel(row))
 
     def exclude_at_or_above(self, threshold: float) -> int:
-        self.reload_if_changed()
-        new = st.exclude_at_or_above(self.state, threshold)
-        self.save()
-        return new
+        with self._editing() as state:
+            return st.exclude_at_or_above(state, threshold)
 
     def clear_exclusions(self) -> int:
-        self.reload_if_changed()
-        n = st.clear_exclusions(self.state)
-        self.save()
-        return n
+        with self._editing() as state:
+            return st.clear_exclusions(state)
 
     def clear_selection(self) -> bool:
-        self.reload_if_changed()
-        had = self.state.selection is not None
-        st.clear_selection(self.state)
-        self.save()
-        return had
+        with self._editing() as state:
+            had = state.selection is not None
+            st.clear_selection(state)
+            return had
 
     def set_favorites(self) -> int:
-        self.reload_if_changed()
-        n = st.set_favorites(self.state)
-        self.save()
-        return n
+        with self._editing() as state:
+            return st.set_favorites(state)
 
     def update_settings(self, **values) -> None:
         """Remember curator panel values (method, count, iterations, threshold)."""
@@ -400,11 +399,9 @@ class Curator:
 
     def apply_result(self, result) -> st.SavedSelection:
         """Store a finished run as the album's selection (saved at once)."""
-        self.reload_if_changed()
-        saved = st.SavedSelection.from_result(result, self.paths, self.fingerprint)
-        self.state.selection = saved
-        self.save()
-        return saved
+        with self._editing() as state:
+            state.selection = st.SavedSelection.from_result(result, self.paths, self.fingerprint)
+            return state.selection
 
     # ------------------------------------------------------------------ details
 
