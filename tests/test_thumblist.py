@@ -154,6 +154,27 @@ async def test_100k_rows_only_build_visible_lines_and_thumbnails() -> None:
         assert len(loader.calls) <= t.thumb_requests
 
 
+async def test_find_narrows_live_and_the_found_row_stays_in_view_after() -> None:
+    vm = fake_view_model(5000)
+    app = ListApp(vm, CountingLoader())
+    async with app.run_test(size=(60, 22)) as pilot:
+        t = app.query_one(ThumbList)
+        t.query = "004321"
+        await pilot.pause()
+        assert t.rows.tolist() == [4321]
+        assert t.highlighted_row == 4321 and ("highlighted", 4321) in app.events
+        assert t.border_title == 'all · "004321" · 1/5,000'
+        t.query = ""  # the list grows back to 5,000 rows: the found row must stay visible
+        await pilot.pause()
+        assert t.highlighted_row == 4321 and len(t.rows) == 5000
+        top = int(t.scroll_offset.y)
+        item_top = int(t._pos[4321]) * ITEM_HEIGHT
+        assert top <= item_top < top + t.scrollable_content_region.height
+        t.query = "PORTRAITS/"  # case-insensitive, on the whole album path
+        await pilot.pause()
+        assert len(t.rows) == 1250 and all(vm.paths[r].startswith("portraits/") for r in t.rows)
+
+
 async def test_real_thumbnails_decode_in_the_background(small_album: Path, tmp_path: Path) -> None:
     vm = album_view_model(small_album)
     vm.state_dir = tmp_path / "state"

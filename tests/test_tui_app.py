@@ -281,6 +281,45 @@ async def test_changes_by_another_picksel_are_shown_and_never_undone(album: Path
         assert sum("changed by another picksel" in n.message for n in app._notifications) == 1
 
 
+async def test_find_narrows_the_list_live_and_escape_drops_it(album: Path) -> None:
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        c = app.curator
+        want = sorted(i for i, p in enumerate(c.paths) if "digits/" in p.lower())
+        assert 0 < len(want) < c.n
+        await pilot.press("slash")
+        await pilot.pause()
+        find = app.query_one("#find")
+        assert find.display and app.focused is find
+        await pilot.press(*"DIGITS/")  # case does not matter
+        await pilot.pause()
+        assert sorted(app.thumbs.rows.tolist()) == want
+        assert app.thumbs.border_title == f'all · "DIGITS/" · {len(want)}/{c.n}'
+        assert app.current_row in want  # the first match is highlighted, map and preview follow
+        await pilot.press("enter")  # back to the list, the find stays
+        await pilot.pause()
+        assert app.focused is app.thumbs and find.display
+        await pilot.press("j")
+        await pilot.pause()
+        assert app.current_row in want
+        # x on a found image works as anywhere else
+        await pilot.press("x")
+        await pilot.pause()
+        assert app.curator.rel(app.current_row) in saved_state(app).excluded
+        await pilot.press("escape")  # drops the find
+        await pilot.pause()
+        assert not find.display and len(app.thumbs.rows) == c.n
+        # the map jumping to an image the find hides clears the find
+        await pilot.press("slash", *"zzz-no-such-name")
+        await pilot.pause()
+        assert len(app.thumbs.rows) == 0 and app.thumbs.highlighted_row is None
+        app.thumbs.focus_row(0)
+        await pilot.pause()
+        assert app.thumbs.query == "" and app.thumbs.highlighted_row == 0
+        assert find.value == "" and not find.display
+
+
 async def test_export_with_collisions_and_remembered_path(album: Path, tmp_path: Path) -> None:
     dest = tmp_path / "out" / "set1"
     app = make_app(album)

@@ -25,7 +25,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Footer, Header, Input, Static
 
 from picksel.errors import Cancelled, IndexCorrupt, IndexMissing, PickselError, UsageError
 from picksel.tui.controller import (
@@ -41,6 +41,7 @@ from picksel.tui.messages import (
     SelectionFinished,
     SelectionProgress,
 )
+from picksel.tui.widgets.findbar import FindBar
 from picksel.tui.widgets.graphics import GraphicsMode, prepare_terminal
 from picksel.tui.widgets.preview import ImagePreview
 from picksel.tui.widgets.scatter import MapView
@@ -64,6 +65,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("inventory", "Inventory…", "Write a TSV/CSV of included and excluded images (i)"),
     ("preview", "Preview current image", "Large image, votes and caption (enter)"),
     ("cycle_filter", "Cycle list filter", "all → selected → excluded → favorites (v)"),
+    ("find", "Find in file names", "Narrow the list to paths containing a text (/)"),
     ("cycle_graphics", "Cycle graphics mode", "auto → sixel → kitty → half-cell → text (g)"),
     ("reindex", "Re-index album", "Scan for new or changed images (r)"),
     ("help", "Help", "Every key, grouped (?)"),
@@ -95,6 +97,7 @@ class PickselApp(App[int]):
         Binding("i", "inventory", "Inventory", show=False),
         Binding("enter", "preview", "Preview", show=False),
         Binding("v", "cycle_filter", "Filter", show=False),
+        Binding("slash", "find", "Find", show=False, key_display="/"),
         Binding("g", "cycle_graphics", "Graphics", show=False),
         Binding("r", "reindex", "Re-index", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -140,6 +143,7 @@ class PickselApp(App[int]):
             with Vertical(id="middle"):
                 yield Static("", id="banner")
                 yield ThumbList(id="list")
+                yield FindBar(placeholder="find in file names", id="find", compact=True)
                 yield ImagePreview(id="preview", graphics=self.graphics)
             yield CuratorSidebar(id="sidebar")
         yield Footer()
@@ -166,8 +170,18 @@ class PickselApp(App[int]):
     def on_mount(self) -> None:
         self.query_one("#map").border_title = "Map"
         self.query_one("#list").border_title = "Images"
+        self.watch(self.thumbs, "query", self._query_changed, init=False)
         self.banner("")
         self.open_album()
+
+    def _query_changed(self, query: str) -> None:
+        """The list dropped its find itself (the map jumped to an image it hid): empty
+        the bar too, so what it shows is what the list does."""
+        find = self.query_one("#find", FindBar)
+        if not query and find.value:
+            with find.prevent(Input.Changed):
+                find.value = ""
+            find.display = False
 
     def banner(self, text: str) -> None:
         """A persistent message above the list (no index, empty album...)."""
@@ -550,6 +564,10 @@ class PickselApp(App[int]):
         focused = self.focused
         if focused is not None and self.sidebar in focused.ancestors:
             self.thumbs.focus()
+            return
+        find = self.main_query("#find", FindBar)
+        if find.display:
+            find.action_close()  # escape drops an active find, wherever the focus is
 
     def action_switch_method(self) -> None:
         c = self._need_album()
@@ -662,6 +680,23 @@ class PickselApp(App[int]):
         if row is None:
             return
         self.push_screen(PreviewScreen(self.curator.details(row), self.graphics.value))  # type: ignore[union-attr]
+
+    def action_find(self) -> None:
+        if self._need_album() is None:
+            return
+        self.main_query("#find", FindBar).open()
+
+    @on(Input.Changed, "#find")
+    def _find_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.thumbs.query = event.value
+
+    @on(FindBar.Closed)
+    def _find_closed(self, event: FindBar.Closed) -> None:
+        event.stop()
+        if event.cleared:
+            self.thumbs.query = ""
+        self.thumbs.focus()
 
     def action_cycle_filter(self) -> None:
         if self._need_album() is None:

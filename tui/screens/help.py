@@ -27,7 +27,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         "Selection",
         [
             ("s", "run the selection with the sidebar's settings"),
-            ("escape", "cancel a running selection / close a dialog"),
+            ("escape", "cancel a running selection / close a dialog / drop a find"),
             ("m", "switch method: Diversity (FPS) ↔ Blocks (K-Means)"),
             ("c", "clear the selection (exclusions are kept)"),
             ("p", "pin / unpin the current image (always selected)"),
@@ -52,6 +52,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("up / down", "curator: previous / next control"),
             ("enter", "show the current image large, with its caption and votes"),
             ("v", "list filter: all → selected → excluded → favorites"),
+            ("/", "find: narrow the list to file names containing a text (escape clears)"),
         ],
     ),
     (

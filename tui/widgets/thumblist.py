@@ -149,6 +149,8 @@ class ThumbList(ScrollView, can_focus=True):
     ]
 
     filter: reactive[str] = reactive("all", init=False)
+    query: reactive[str] = reactive("", init=False)
+    """Case-insensitive substring the album path must contain ("" = no search)."""
 
     class Highlighted(RowMessage):
         """The user moved the highlight to index row ``row``."""
@@ -173,6 +175,7 @@ class ThumbList(ScrollView, can_focus=True):
         self._order_all = np.zeros(0, dtype=np.int64)
         self._consensus = np.zeros(0, dtype=np.int64)
         self._order = np.zeros(0, dtype=np.int64)  # index rows of the filtered list
+        self._lower: list[str] | None = None  # lower-cased paths, for the find bar
         self._pos = np.zeros(0, dtype=np.int64)  # index row -> position in _order, -1 hidden
         self._cursor = 0  # position of the highlight in _order
         self._generation = 0
@@ -217,6 +220,8 @@ class ThumbList(ScrollView, can_focus=True):
                 self._swatches.clear()
                 self._pending.clear()
         self._vm = vm
+        if not same_files:
+            self._lower = None
         n = len(vm.paths)
         consensus = np.asarray(vm.consensus, dtype=np.int64)
         consensus = consensus[(consensus >= 0) & (consensus < n)]
@@ -237,8 +242,10 @@ class ThumbList(ScrollView, can_focus=True):
         filter switches the filter to "all" first. Posts nothing."""
         if self._vm is None or not (0 <= row < len(self._vm.paths)):
             return
+        if self._pos[row] < 0 and self.query and not self._matches(row):
+            self.query = ""  # the watcher rebuilds the order synchronously
         if self._pos[row] < 0:
-            self.filter = "all"  # the watcher rebuilds the order synchronously
+            self.filter = "all"
         pos = int(self._pos[row])
         if pos >= 0:
             self._move_to(pos, post=False, centre=True)
@@ -252,6 +259,14 @@ class ThumbList(ScrollView, can_focus=True):
 
     def watch_filter(self, old: str, new: str) -> None:
         self._apply_filter(self.highlighted_row)
+
+    def watch_query(self, old: str, new: str) -> None:
+        # Typing moves the highlight to the first match: tell the map and the preview.
+        before = self.highlighted_row
+        self._apply_filter(before)
+        after = self.highlighted_row
+        if after is not None and after != before:
+            self.post_message(self.Highlighted(self, after))
 
     # ---- actions ------------------------------------------------------------------
 
@@ -430,20 +445,41 @@ class ThumbList(ScrollView, can_focus=True):
             order = order[np.asarray(vm.excluded, dtype=bool)[order]]
         elif self.filter == "favorites":
             order = order[np.asarray(vm.favorite, dtype=bool)[order]]
+        if self.query:
+            order = order[self._match_mask()[order]]
         self._order = order
         pos = np.full(n, -1, dtype=np.int64)
         pos[order] = np.arange(len(order), dtype=np.int64)
         self._pos = pos
         self.virtual_size = Size(self.scrollable_content_region.width, len(order) * ITEM_HEIGHT)
+        found = f' · "{_fit(self.query, 20)}"' if self.query else ""
         self.border_title = (
-            f"{self.filter} · {len(order):,}" if self.filter == "all" else f"{self.filter} · {len(order):,}/{n:,}"
+            f"{self.filter} · {len(order):,}"
+            if self.filter == "all" and not found
+            else f"{self.filter}{found} · {len(order):,}/{n:,}"
         )
         if keep is not None and 0 <= keep < n and pos[keep] >= 0:
             self._cursor = int(pos[keep])
         else:
             self._cursor = 0
-        self._scroll_into_view(centre=False)
+        # After the refresh: a list that just grew (a find dropped, a filter widened) still
+        # has its old, smaller scroll range until then, and would clamp the scroll to it.
+        self.call_after_refresh(self._scroll_into_view, centre=False)
         self.refresh()
+
+    def _lowered(self) -> list[str]:
+        if self._lower is None:
+            assert self._vm is not None
+            self._lower = [p.lower() for p in self._vm.paths]
+        return self._lower
+
+    def _match_mask(self) -> np.ndarray:
+        q = self.query.lower()
+        lower = self._lowered()
+        return np.fromiter((q in p for p in lower), dtype=bool, count=len(lower))
+
+    def _matches(self, row: int) -> bool:
+        return self.query.lower() in self._lowered()[row]
 
     def _page_items(self) -> int:
         return max(1, self.scrollable_content_region.height // ITEM_HEIGHT - 1)
