@@ -22,6 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test of the benchmarks")
     args = parser.parse_args(argv)
     names = args.names or discover()
+    if args.quick:
+        print(
+            "--quick: small sizes to check that every benchmark runs; the targets are set for the\n"
+            "full sizes, so OK/MISS below says nothing about them (run `make bench` for the figures).\n",
+            flush=True,
+        )
     failed = []
     for name in names:
         print(f"== bench {name} ==", flush=True)
