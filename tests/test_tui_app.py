@@ -321,6 +321,38 @@ async def test_find_narrows_the_list_live_and_escape_drops_it(album: Path) -> No
         assert find.value == "" and not find.display
 
 
+async def test_unwritable_state_keeps_changes_in_memory_and_says_so(album: Path, monkeypatch) -> None:
+    from picksel import state as st
+    from picksel.errors import PickselError
+
+    app = make_app(album)
+    app.STATE_POLL = 3600.0
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        before = saved_state(app).excluded
+
+        def read_only(state_dir, state) -> None:
+            raise PickselError(f"cannot save {state_dir}/state.json: Read-only file system")
+
+        monkeypatch.setattr(st, "save_state", read_only)
+        rel = app.curator.rel(app.current_row)
+        await pilot.press("x")
+        await pilot.pause()
+        assert rel in app.curator.state.excluded  # kept for this session
+        assert app.title.endswith("1 excluded)")
+        notes = [n.message for n in app._notifications if "Read-only file system" in n.message]
+        assert len(notes) == 1 and "--state-dir" in notes[0]
+        await pilot.press("p")  # same failure again: not repeated
+        await pilot.pause()
+        assert len([n for n in app._notifications if "Read-only file system" in n.message]) == 1
+        monkeypatch.undo()
+        await pilot.press("x")  # saving works again: the file catches up with memory
+        await pilot.pause()
+        disk = saved_state(app)
+        assert app.curator.save_problem is None and disk.excluded != before
+        assert disk.excluded == app.curator.state.excluded and disk.pins == app.curator.state.pins
+
+
 async def test_export_with_collisions_and_remembered_path(album: Path, tmp_path: Path) -> None:
     dest = tmp_path / "out" / "set1"
     app = make_app(album)

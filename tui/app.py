@@ -264,6 +264,7 @@ class PickselApp(App[int]):
         c = self.curator
         if c is None:
             return
+        self._tell_save_problem()  # settings edits and dialogs save without a _changed()
         reloaded, warning = c.reload_if_changed()
         if warning:
             self.notify(warning, title="state.json", severity="warning", timeout=12)
@@ -472,6 +473,16 @@ class PickselApp(App[int]):
         self.refresh_view()
         if message:
             self.notify(message, severity=severity)  # type: ignore[arg-type]
+        self._tell_save_problem()
+
+    _told_save_problem: str | None = None
+
+    def _tell_save_problem(self) -> None:
+        """Say once that state.json cannot be written (and again if the reason changes)."""
+        problem = self.curator.save_problem if self.curator is not None else None
+        if problem and problem != self._told_save_problem:
+            self.notify(problem, title="state.json not saved", severity="error", timeout=15)
+        self._told_save_problem = problem
 
     def action_focus_pane(self, step: int) -> None:
         panes = [self.map_view, self.thumbs, self.sidebar]

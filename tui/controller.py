@@ -150,6 +150,7 @@ class Curator:
         self._fingerprint: str | None = None
         self._stamp = self._disk_stamp()
         self.seed_override: int | None = None  # tests and screenshots: deterministic runs
+        self.save_problem: str | None = None  # why the last save failed, if it did
 
     # ------------------------------------------------------------------ opening
 
@@ -189,7 +190,15 @@ class Curator:
         return self.state.settings
 
     def save(self) -> None:
-        st.save_state(self.state_dir, self.state)
+        """Write state.json. A failure (read-only album without --state-dir, full disk)
+        does not lose the change: the curator goes on from memory and ``save_problem``
+        says why, for the app to tell the user."""
+        try:
+            st.save_state(self.state_dir, self.state)
+        except PickselError as e:
+            self.save_problem = f"{e}. Changes are kept until you quit; --state-dir saves them elsewhere."
+            return
+        self.save_problem = None
         self._stamp = self._disk_stamp()
 
     def _disk_stamp(self) -> tuple[int, int, int] | None:
