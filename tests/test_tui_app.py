@@ -353,6 +353,23 @@ async def test_unwritable_state_keeps_changes_in_memory_and_says_so(album: Path,
         assert disk.excluded == app.curator.state.excluded and disk.pins == app.curator.state.pins
 
 
+async def test_under_80_columns_the_map_gives_way_to_list_and_curator(album: Path) -> None:
+    app = make_app(album)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await settle(app, pilot)
+        assert app.map_view.styles.display == "none"
+        assert app.thumbs.region.width >= 28 and app.sidebar.region.right <= 60
+        seen = []
+        for _ in range(3):
+            await pilot.press("tab")
+            await pilot.pause()
+            seen.append("list" if app.focused is app.thumbs else "sidebar" if app.sidebar in app.focused.ancestors else "other")
+        assert seen == ["sidebar", "list", "sidebar"]
+        await pilot.resize_terminal(100, 30)
+        await pilot.pause()
+        assert app.map_view.styles.display != "none" and app.map_view.region.width > 0
+
+
 async def test_export_with_collisions_and_remembered_path(album: Path, tmp_path: Path) -> None:
     dest = tmp_path / "out" / "set1"
     app = make_app(album)

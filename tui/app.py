@@ -80,7 +80,7 @@ class PickselApp(App[int]):
 
     CSS_PATH = "picksel.tcss"
     TITLE = "picksel"
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (80, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
 
     BINDINGS = [
@@ -485,7 +485,8 @@ class PickselApp(App[int]):
         self._told_save_problem = problem
 
     def action_focus_pane(self, step: int) -> None:
-        panes = [self.map_view, self.thumbs, self.sidebar]
+        # Under 80 columns the map is hidden: tab only visits what is on screen.
+        panes = [p for p in (self.map_view, self.thumbs, self.sidebar) if p.styles.display != "none"]
         focused = self.focused
         current = 0
         for i, pane in enumerate(panes):
