@@ -230,6 +230,9 @@ async def test_method_switch_and_settings_persist(album: Path) -> None:
         assert app2.query_one("#count", Input).value == "6"
         assert app2.query_one("#method-kmeans").value
         assert status(app2) == "6 of 6 selected (0 excluded)"
+        # reopened on the top of the saved selection, map cursor on the same image
+        top = app2.curator.rows[saved_state(app2).selection.consensus[0]]
+        assert app2.thumbs.highlighted_row == top == app2.map_view.cursor_row == app2.current_row
 
 
 async def test_chosen_method_is_readable_without_colour(album: Path) -> None:

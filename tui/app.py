@@ -249,9 +249,13 @@ class PickselApp(App[int]):
         if self._state_timer is None:
             self._state_timer = self.set_interval(self.STATE_POLL, self._watch_state)
         if curator.n:
-            self.current_row = self.map_view.cursor_row
-            if self.current_row is not None:
-                self.thumbs.focus_row(self.current_row)
+            # Start at the top of the list (the saved selection's best image, else the
+            # first path): what the user reviews first, with the map cursor on it.
+            first = int(self.thumbs.rows[0]) if len(self.thumbs.rows) else self.map_view.cursor_row
+            self.current_row = first
+            if first is not None:
+                self.thumbs.focus_row(first)
+                self.map_view.move_cursor_to(first)
                 self._schedule_preview()
         self.thumbs.focus()
 
