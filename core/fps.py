@@ -278,6 +278,13 @@ def exact_copies(emb: np.ndarray, excluded: np.ndarray | None = None) -> tuple[n
     return mask, self_distance
 
 
+def _run_length(n: int, s: int, count: int, excluded: np.ndarray | None) -> int:
+    """Rows in each run's result: ``count`` capped by the rows not excluded, never
+    fewer than the ``s`` start rows."""
+    available = n - (int(np.count_nonzero(excluded)) if excluded is not None else 0)
+    return max(s, min(count, available))
+
+
 def _copies_never_competed(
     emb: np.ndarray, picks: np.ndarray, s: int, count: int, excluded: np.ndarray | None, self_distance: float
 ) -> bool:
@@ -287,10 +294,8 @@ def _copies_never_competed(
     was farther than any copy from its twin (by more than the float32 screen's
     tolerance): then a copy was never among the farthest rows. Pick distances only
     shrink along a run, so checking the last pick is enough."""
-    n = emb.shape[0]
-    available = n - (int(np.count_nonzero(excluded)) if excluded is not None else 0)
     k, m = picks.shape
-    if m != max(s, min(count, available)):
+    if m != _run_length(emb.shape[0], s, count, excluded):
         return False  # masking left too few rows: the unmasked run goes on with copies
     if m == s:
         return True  # no greedy step at all
@@ -420,8 +425,7 @@ def _fps_batched(
     """
     n, d = emb.shape
     k, s = starts.shape
-    available = n - (int(np.count_nonzero(excluded)) if excluded is not None else 0)
-    m = max(s, min(count, available))
+    m = _run_length(n, s, count, excluded)
     picks = np.empty((k, m), dtype=np.int64)
     picks[:, :s] = starts
     rows_k = np.arange(k)
