@@ -1,0 +1,111 @@
+"""Commands that hand the selection on: ``export`` (files), ``inventory`` (a table),
+``favorites`` (kept in state)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from picksel.cli.common import (
+    AlbumCmd,
+    load_index_or_none,
+    open_state,
+    progress_bar,
+    require_selection,
+)
+
+
+def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
+    sp = album_cmd("export", "copy the last selection (minus exclusions) to DEST",
+                   "Copy the selected images and their caption sidecars (.txt .caption .json)\n"
+                   "into DEST. Nothing is ever overwritten: name collisions get new names\n"
+                   "(parentdir_name.ext), identical files already in DEST are skipped.")
+    sp.add_argument("dest", metavar="DEST", type=Path)
+    sp.add_argument("--json", action="store_true", help="print the report as JSON")
+    sp.set_defaults(handler=cmd_export)
+
+    sp = album_cmd("inventory", "write the inventory of included and excluded images",
+                   "Columns: Filename Subfolder Count Frequency(%%) Index Status.\n"
+                   "Included images first (consensus order), then excluded ones.")
+    sp.add_argument("file", metavar="FILE", type=Path)
+    sp.add_argument("--csv", action="store_true", help="comma-separated instead of tab-separated")
+    sp.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    sp.set_defaults(handler=cmd_inventory)
+
+    sp = album_cmd("favorites", "print the favorites (or --set them to the selection)", "")
+    sp.add_argument("--set", action="store_true",
+                    help="replace the favorites with the last selection (minus exclusions)")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(handler=cmd_favorites)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from picksel.export import export_images
+    from picksel.state import included_paths, save_state
+
+    album, sdir, state = open_state(args)
+    require_selection(state, album)
+    rels = included_paths(state)
+    with progress_bar("Exporting") as progress:
+        report = export_images(album, rels, args.dest, progress=progress)
+    state.export_path = str(Path(args.dest).resolve())
+    save_state(sdir, state)
+    if args.json:
+        json.dump(
+            {
+                "dest": str(report.dest),
+                "copied": len(report.copied),
+                "sidecars": len(report.sidecars),
+                "files": [{"path": rel, "name": name} for rel, name in report.copied + report.sidecars],
+                "already_there": [str(p) for p in report.identical_skipped],
+                "skipped": [[str(p), r] for p, r in report.skipped],
+                "errors": [[str(p), r] for p, r in report.errors],
+            },
+            sys.stdout,
+            ensure_ascii=False,
+            indent=1,
+        )
+        sys.stdout.write("\n")
+    else:
+        for path, reason in report.skipped:
+            print(f"picksel: skipped {path}: {reason}", file=sys.stderr)
+        for path, reason in report.errors:
+            print(f"picksel: cannot export {path}: {reason}", file=sys.stderr)
+        print(report.summary())
+    return 1 if report.errors else 0
+
+
+def cmd_inventory(args: argparse.Namespace) -> int:
+    from picksel.inventory import inventory_rows, write_inventory
+
+    album, _, state = open_state(args)
+    selection = require_selection(state, album)
+    index = load_index_or_none(album, args.state_dir)
+    paths = index.paths if index is not None else list(selection.votes)
+    rows = inventory_rows(paths, selection, state.excluded)
+    n = write_inventory(args.file, rows, csv=args.csv, overwrite=args.force)
+    included = sum(1 for r in rows if r.status == "Included")
+    print(f"inventory written to {args.file}: {included} included, {n - included} excluded")
+    return 0
+
+
+
+
+def cmd_favorites(args: argparse.Namespace) -> int:
+    from picksel.state import save_state, set_favorites
+
+    album, sdir, state = open_state(args)
+    if args.set:
+        require_selection(state, album)
+        n = set_favorites(state)
+        save_state(sdir, state)
+        print(f"favorites replaced with the selection: {n} images", file=sys.stderr)
+    if args.json:
+        json.dump(state.favorites, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        for rel in state.favorites:
+            print(rel)
+    return 0
