@@ -28,6 +28,7 @@ Headless, for scripts:
   picksel index ALBUM                  build/update the embedding index
   picksel select ALBUM --count 150     run the Monte Carlo selection, save it
   picksel exclude ALBUM PATH...        keep images out of selections and exports
+  picksel undo ALBUM                   take back the last exclude/pin/favorites/select
   picksel export ALBUM DEST            copy the selection (+ captions) to DEST
   picksel inventory ALBUM FILE         write the tab-separated inventory
   picksel favorites ALBUM [--set]      print (or replace) the favorites
@@ -40,7 +41,9 @@ The album itself is never modified. Exit codes: 0 ok, 1 failure, 2 bad arguments
 Run `picksel COMMAND --help` for the options of one command.
 """
 
-COMMANDS = ("demo", "index", "select", "export", "inventory", "exclude", "pin", "favorites", "tui")
+COMMANDS = (
+    "demo", "index", "select", "export", "inventory", "exclude", "pin", "undo", "favorites", "tui",
+)
 FAMILIES = (album_cmds, select_cmds, mark_cmds, output_cmds)
 
 

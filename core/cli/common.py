@@ -91,16 +91,22 @@ def album_dir(path: Path) -> Path:
 
 
 def open_state(args: argparse.Namespace):
-    """(album, state dir, state) for an album command; a moved-aside corrupt state.json is reported."""
+    """(album, state dir, state) for an album command, read without the lock (a snapshot:
+    writers re-read under it); a repaired or moved-aside state.json is reported once."""
     from picksel.album import state_dir
-    from picksel.state import load_state
+    from picksel.statelock import open_repaired
 
     album = album_dir(args.album)
     sdir = state_dir(album, args.state_dir)
-    state, warning = load_state(sdir)
-    if warning:
-        err(warning)
-    return album, sdir, state
+    return album, sdir, open_repaired(sdir, warn=err)
+
+
+def editing(sdir: Path, action: str | None):
+    """``with editing(sdir, "exclude") as state:`` the locked read-modify-write of
+    state.json every command that changes it goes through (see picksel.statelock)."""
+    from picksel.statelock import edit_state
+
+    return edit_state(sdir, action=action, warn=err)
 
 
 def load_or_build_index(album: Path, state_dir: Path | None):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from picksel.cli.common import (
     AlbumCmd,
+    editing,
     load_index_or_none,
     open_state,
     progress_bar,
@@ -43,15 +44,15 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from picksel.export import export_images
-    from picksel.state import included_paths, save_state
+    from picksel.state import included_paths
 
     album, sdir, state = open_state(args)
     require_selection(state, album)
     rels = included_paths(state)
     with progress_bar("Exporting") as progress:
         report = export_images(album, rels, args.dest, progress=progress)
-    state.export_path = str(Path(args.dest).resolve())
-    save_state(sdir, state)
+    with editing(sdir, None) as fresh:  # lock and re-read: keep what others did meanwhile
+        fresh.export_path = str(Path(args.dest).resolve())
     if args.json:
         json.dump(
             {
@@ -94,13 +95,14 @@ def cmd_inventory(args: argparse.Namespace) -> int:
 
 
 def cmd_favorites(args: argparse.Namespace) -> int:
-    from picksel.state import save_state, set_favorites
+    from picksel.state import set_favorites
 
     album, sdir, state = open_state(args)
     if args.set:
         require_selection(state, album)
-        n = set_favorites(state)
-        save_state(sdir, state)
+        with editing(sdir, "favorites --set") as state:
+            require_selection(state, album)
+            n = set_favorites(state)
         print(f"favorites replaced with the selection: {n} images", file=sys.stderr)
     if args.json:
         json.dump(state.favorites, sys.stdout, ensure_ascii=False, indent=1)

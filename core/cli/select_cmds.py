@@ -6,7 +6,14 @@ import argparse
 import json
 import sys
 
-from picksel.cli.common import AlbumCmd, load_or_build_index, open_state, positive_int, progress_bar
+from picksel.cli.common import (
+    AlbumCmd,
+    editing,
+    load_or_build_index,
+    open_state,
+    positive_int,
+    progress_bar,
+)
 from picksel.errors import PickselError
 
 
@@ -37,7 +44,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     import numpy as np
 
     from picksel.select import run_selection
-    from picksel.state import SavedSelection, exclude_at_or_above, save_state
+    from picksel.state import SavedSelection, exclude_at_or_above
 
     album, sdir, state = open_state(args)
     index = load_or_build_index(album, args.state_dir)
@@ -66,14 +73,18 @@ def cmd_select(args: argparse.Namespace) -> int:
             pinned=pinned if len(pinned) else None,
             progress=progress,
         )
-    state.selection = SavedSelection.from_result(result, index.paths, index.fingerprint())
-    settings.method, settings.count, settings.iterations = method, count, iterations
-    settings.seed = args.seed
+    saved = SavedSelection.from_result(result, index.paths, index.fingerprint())
+    # Only now lock and re-read: exclusions, pins and favorites made elsewhere during the
+    # run are kept (the run itself used the exclusions of its start).
     newly = 0
-    if args.exclude_threshold is not None:
-        settings.threshold = args.exclude_threshold
-        newly = exclude_at_or_above(state, args.exclude_threshold)
-    save_state(sdir, state)
+    with editing(sdir, "select") as state:
+        state.selection = saved
+        settings = state.settings
+        settings.method, settings.count, settings.iterations = method, count, iterations
+        settings.seed = args.seed
+        if args.exclude_threshold is not None:
+            settings.threshold = args.exclude_threshold
+            newly = exclude_at_or_above(state, args.exclude_threshold)
 
     freq = result.frequency
     tiers = result.tiers
