@@ -40,7 +40,8 @@ SET_FIELDS = ("excluded", "pins")
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The state's values before an edit (selection by identity: it is only ever replaced)."""
+    """The state's values before an edit (the selection is only ever replaced, never
+    changed in place, so holding the object is enough)."""
 
     excluded: frozenset[str]
     pins: frozenset[str]
@@ -77,7 +78,7 @@ def snapshot(state: AlbumState) -> Snapshot:
 def differs(before: Snapshot, state: AlbumState) -> bool:
     """True when anything saved in state.json changed since ``before``."""
     return (
-        before.selection is not state.selection
+        _selection_changed(before, state)
         or before.excluded != state.excluded
         or before.pins != state.pins
         or before.favorites != tuple(state.favorites)
@@ -85,6 +86,11 @@ def differs(before: Snapshot, state: AlbumState) -> bool:
         or before.export_path != state.export_path
         or before.inventory_path != state.inventory_path
     )
+
+
+def _selection_changed(before: Snapshot, state: AlbumState) -> bool:
+    # identity first: a selection is only ever replaced, and comparing votes costs O(n)
+    return before.selection is not state.selection and before.selection != state.selection
 
 
 def entry_for(before: Snapshot, state: AlbumState, action: str) -> dict[str, Any] | None:
@@ -97,7 +103,7 @@ def entry_for(before: Snapshot, state: AlbumState, action: str) -> dict[str, Any
             entry[name] = {"added": sorted(new - old), "removed": sorted(old - new)}
     if before.favorites != tuple(state.favorites):
         entry["favorites"] = list(before.favorites)
-    if before.selection is not state.selection:
+    if _selection_changed(before, state):
         old_sel = before.selection
         entry["selection"] = None if old_sel is None else selection_to_dict(old_sel)
     return entry if len(entry) > 2 else None
