@@ -304,3 +304,25 @@ def test_writing_through_a_symlinked_state_json_never_touches_its_target(album: 
     assert target.read_bytes() == original
     state = load_state(album / ".picksel")[0]
     assert {rel, other} <= state.excluded
+
+
+def test_curator_takes_the_good_parts_of_a_file_another_tool_broke(album: Path) -> None:
+    """The curator is open; a script writes state.json with one bad vote and an exclusion.
+    The curator keeps the exclusion (and the copy is kept), instead of writing its older
+    in-memory state over everything at the next change."""
+    from picksel.tui.controller import Curator
+
+    assert cli("select", album, "--count", "3", "--iterations", "4", "--seed", "1").returncode == 0
+    curator, _ = Curator.open(album)
+    path = album / ".picksel" / "state.json"
+    data = json.loads(path.read_text())
+    other = curator.rel(2)
+    data["excluded"] = [other]
+    data["selection"]["votes"][data["selection"]["consensus"][0]] = 99
+    path.write_text(json.dumps(data))
+    reloaded, warning = curator.reload_if_changed()
+    assert reloaded and "state.json.corrupt-" in warning
+    curator.toggle_pin(0)
+    state = load_state(album / ".picksel")[0]
+    assert other in state.excluded and state.selection is not None
+    assert len(state.selection.consensus) == 3

@@ -217,8 +217,9 @@ class Curator:
         wrote it (a CLI ``exclude`` in another shell, a second curator), so our next
         save does not silently undo its exclusions, pins or selection.
 
-        Returns (reloaded, warning). A file that vanished or no longer parses keeps our
-        in-memory state, which the next save writes back."""
+        Returns (reloaded, warning). A file that vanished or no longer parses (moved
+        aside) keeps our in-memory state, which the next save writes back; a file with
+        some bad values (copied aside, still in place) is taken without them."""
         stamp = self._disk_stamp()
         if stamp == self._stamp:
             return False, None
@@ -226,10 +227,10 @@ class Curator:
         if stamp is None:
             return False, None
         state, warning = st.load_state(self.state_dir)
-        if warning is not None:
+        if warning is not None and self._disk_stamp() is None:
             return False, warning
         self.state = state
-        return True, None
+        return True, warning
 
     # ------------------------------------------------------------------ masks and model
 
