@@ -58,8 +58,10 @@ class Undone:
     when: float
     summary: str
 
-    def message(self) -> str:
-        stamp = time.strftime("%H:%M:%S", time.localtime(self.when)) if self.when else "?"
+    def message(self, with_time: bool = True) -> str:
+        if not with_time or not self.when:
+            return f"undid {self.action}: {self.summary}"
+        stamp = time.strftime("%H:%M:%S", time.localtime(self.when))
         return f"undid {self.action} (from {stamp}): {self.summary}"
 
 

@@ -753,7 +753,7 @@ class PickselApp(App[int]):
             if not self._edit_failed:
                 self.notify("Nothing to undo")
             return
-        msg = done.message()
+        msg = done.message(with_time=False)  # short: notifications are narrow
         self._changed(msg[0].upper() + msg[1:])
 
     def action_export(self) -> None:
