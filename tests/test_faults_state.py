@@ -326,3 +326,46 @@ def test_curator_takes_the_good_parts_of_a_file_another_tool_broke(album: Path) 
     state = load_state(album / ".picksel")[0]
     assert other in state.excluded and state.selection is not None
     assert len(state.selection.consensus) == 3
+
+
+def test_a_writer_killed_while_holding_the_lock_blocks_nobody_and_leaves_state_whole(
+    album: Path, tmp_path: Path
+) -> None:
+    a, b = images(album)[:2]
+    assert cli("exclude", album, a).returncode == 0
+    before = (album / ".picksel" / "state.json").read_bytes()
+    marker = tmp_path / "holding"
+    victim = start("pin", album, b, env={"PICKSEL_TEST_HOLD": f"locked={marker}"})
+    wait_for_hold(victim, marker)
+    victim.kill()  # SIGKILL with the lock held: the kernel drops the flock with the process
+    victim.communicate(timeout=TIMEOUT)
+    assert (album / ".picksel" / "state.json").read_bytes() == before
+    r = cli("exclude", album, b)
+    assert r.returncode == 0 and "waiting" not in r.stderr
+    assert {a, b} <= load_state(album / ".picksel")[0].excluded
+
+
+async def test_the_curator_says_so_when_another_picksel_holds_the_lock(album: Path, tmp_path: Path) -> None:
+    from picksel.tui.app import PickselApp
+
+    app = PickselApp(album, graphics="text", seed=3, compute_umap=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        from tui_app_helpers import settle
+
+        await settle(app, pilot)
+        marker = tmp_path / "holding"
+        row = app.current_row
+        other = app.curator.rel(1 if row != 1 else 2)
+        holder = start("exclude", album, other, env={"PICKSEL_TEST_HOLD": f"locked={marker}"})
+        try:
+            wait_for_hold(holder, marker)
+            await pilot.press("x")
+            await pilot.pause()
+            assert any("another picksel is writing" in n.message for n in app._notifications)
+            assert app.curator.rel(row) not in app.curator.state.excluded
+        finally:
+            marker.unlink(missing_ok=True)
+            finish(holder)
+        await pilot.press("x")  # free again: works, and keeps what the other one did
+        await pilot.pause()
+        assert {app.curator.rel(row), other} <= load_state(album / ".picksel")[0].excluded

@@ -16,6 +16,7 @@ from picksel.cli.common import (
     progress_bar,
     require_selection,
 )
+from picksel.errors import PickselError
 
 
 def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
@@ -51,8 +52,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     rels = included_paths(state)
     with progress_bar("Exporting") as progress:
         report = export_images(album, rels, args.dest, progress=progress)
-    with editing(sdir, None) as fresh:  # lock and re-read: keep what others did meanwhile
-        fresh.export_path = str(Path(args.dest).resolve())
+    try:
+        with editing(sdir, None) as fresh:  # lock and re-read: keep what others did meanwhile
+            fresh.export_path = str(Path(args.dest).resolve())
+    except PickselError as e:  # the copies are made; only remembering DEST failed
+        print(f"picksel: exported, but could not remember the folder: {e}", file=sys.stderr)
     if args.json:
         json.dump(
             {
