@@ -10,10 +10,16 @@ JSON's ``\\udcXX`` escapes carry them through a save/load round trip unchanged.
 
 A state file that cannot be read or does not have the expected shape never stops the
 app: it is moved aside to ``state.json.corrupt-<timestamp>`` (never overwriting an earlier
-one) and ``load_state`` returns fresh defaults plus a warning for the user. Individual bad
-values (a negative count, a non-string path...) fall back to their default with a warning
-and leave the rest of the state intact. Unknown keys are ignored so an older picksel can
-read a newer file's known parts.
+one) and ``load_state`` returns fresh defaults plus a warning for the user. Only a regular
+file of at most 64 MB is read (picksel.saferead): a FIFO or a link to a device is moved
+aside unread. Individual bad values (a vote above the iteration count, a non-string
+path...) are dropped or fall back to their default one by one, the rest stays in use, and
+the file as it was is copied (not moved) to ``state.json.corrupt-<timestamp>`` so that the
+next save, which no longer holds them, loses nothing. Unknown keys are ignored so an
+older picksel can read a newer file's known parts.
+
+Writers go through picksel.statelock (lock, re-read, change, save); this module only
+reads, writes and changes the state in memory.
 
 Rules chosen for pins and exclusions: an image is never both pinned and excluded.
 Pinning an excluded image removes the exclusion (pinning is the more deliberate act);
