@@ -95,7 +95,7 @@ class PickselApp(App[int]):
         Binding("c", "clear_selection", "Clear sel.", show=False),
         Binding("p", "pin", "Pin", show=False),
         Binding("f", "favorites", "Favorites", show=False),
-        Binding("u", "undo", "Undo"),
+        Binding("u", "undo", "Undo", show=False),  # footer full at 80 columns; X C c f say "u undoes"
         Binding("e", "export", "Export"),
         Binding("i", "inventory", "Inventory", show=False),
         Binding("enter", "preview", "Preview", show=False),
