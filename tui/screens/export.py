@@ -67,7 +67,7 @@ def nearest_existing_dir(path: Path) -> Path:
     return Path.home()
 
 
-HIDDEN_NOTE = "Folders whose name starts with '.' are not listed below; type such a path."
+HIDDEN_NOTE = "The tree hides folders whose name starts with '.'; type such a path in the field above."
 
 
 def plan_summary(items, dest: Path, survey=None, left_out: Collection[str] = ()) -> tuple[Text, int]:
@@ -171,7 +171,7 @@ class ExportScreen(ModalScreen[object]):
                 yield Button("Copy", id="copy", variant="primary", compact=True, disabled=True)
                 yield Button("Add to them", id="merge", variant="primary", compact=True)
                 yield Button("Move them aside", id="replace", variant="warning", compact=True)
-                yield Button("Another folder", id="other", compact=True)
+                yield Button("Other folder", id="other", compact=True)
                 yield Button("Close  esc", id="close", compact=True)
 
     def on_mount(self) -> None:
@@ -233,6 +233,7 @@ class ExportScreen(ModalScreen[object]):
         """Copy, or the three choices for a folder holding images outside this selection."""
         self._needs_choice = show
         self.query_one("#copy", Button).display = not show
+        self.query_one("#plan", Button).display = not show  # "Other folder" reviews anew
         for bid in ("merge", "replace", "other"):
             button = self.query_one(f"#{bid}", Button)
             button.display = show
@@ -268,7 +269,7 @@ class ExportScreen(ModalScreen[object]):
         self._summary(text)
         self._planned_for = raw
         if review.survey.others:
-            self.query_one("#merge", Button).label = f"Add {n_copy} to them"
+            self.query_one("#merge", Button).label = f"Add {n_copy} to them" if n_copy else "Add to them"
             self._show_choices(True)
             self.query_one("#merge", Button).focus()
             return
@@ -326,6 +327,8 @@ class ExportScreen(ModalScreen[object]):
 
     def _done(self, report) -> None:
         self._copying = False
+        self._show_choices(False)
+        self.query_one("#copy", Button).disabled = True
         self.report = report
         self.query_one("#export-progress").display = False
         self._summary(report_text(report))
