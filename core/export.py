@@ -22,6 +22,21 @@ window (documented gap).
 
 Re-exporting into the same folder does not duplicate: when a candidate name already
 holds identical bytes the image is reported as "already there" and skipped.
+
+A folder is one training set, so two selections are never mixed silently: when DEST's
+top level holds images that are not part of this selection (an earlier export, or files
+picksel never wrote), ``export_images`` refuses before copying anything unless told to
+merge with them or to replace them; replacing moves them and their captions into
+``DEST/.picksel-replaced-TIME/`` (nothing is ever deleted). What was written, from which
+album and when, is kept in ``DEST/.picksel-export.json`` (``picksel.export_manifest``).
+
+Only images are exported: with ``indexed`` (the album index's paths) anything else the
+saved selection names is left out up front; without it, hidden entries, non-image names,
+``.`` and paths leaving the album are refused per entry. Symlinks are followed as the
+scanner follows them: a link resolving inside the album exports its content, a link
+leaving the album is refused. Names are fitted to DEST's byte limit (``PC_NAME_MAX``):
+the stem is cut on a character boundary, the ``_N`` suffix and extension are kept, and
+room is left for the longest sidecar extension.
 """
 
 from __future__ import annotations
