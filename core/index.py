@@ -29,7 +29,7 @@ from picksel.errors import (
 )
 from picksel.fsutil import atomic_write
 from picksel.npzio import read_npz_array
-from picksel.scan import scan_album
+from picksel.scan import ImageEntry, scan_album
 from picksel.thumbs import prune_thumbnails
 
 INDEX_FILENAME = "index.npz"
@@ -254,52 +254,44 @@ def _try_load(album: Path, state_dir: Path | None, report: IndexReport) -> Album
         return None
 
 
-def build_index(
-    album: Path,
-    *,
-    encoder: str = "builtin",
-    full: bool = False,
-    state_dir: Path | None = None,
-    from_photomap: Path | None = None,
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-) -> tuple[AlbumIndex, IndexReport]:
-    """Create or update the album's index and save it.
+@dataclass
+class _Plan:
+    """What a re-index must do: which old rows are reused, which files to encode."""
 
-    Incremental: new and changed files (size or mtime) are encoded, removed ones dropped,
-    unchanged ones reused without decoding; a different encoder (or ``full``) re-encodes
-    everything. A PhotoMapAI index (given, or found in the album when ours is missing or
-    was imported from it) is imported instead of encoding. ``Cancelled`` leaves the old
-    index untouched. Unreadable files are reported, never fatal.
-    """
-    album = Path(album)
-    if not album.is_dir():
-        raise PickselError(f"album folder not found: {album}")
-    report = IndexReport()
-    old = None if full else _try_load(album, state_dir, report)
+    entries: list[ImageEntry]
+    enc_id: str
+    reuse: list[tuple[int, int]] = field(default_factory=list)  # (new position, old row)
+    kept_failures: list[tuple[str, str]] = field(default_factory=list)
+    todo: list[int] = field(default_factory=list)  # positions in entries to encode
+    existed: set[int] = field(default_factory=set)  # todo positions the old index knew
+    prev_rows: dict[str, int] = field(default_factory=dict)
+    unchanged: bool = False
 
+
+def _photomap_source(
+    album: Path, old: AlbumIndex | None, from_photomap: Path | None, full: bool, report: IndexReport
+) -> Path | None:
+    """The PhotoMapAI index to import instead of encoding, if any."""
     from picksel import photomap
 
-    pm_dir = None
     if from_photomap is not None:
-        pm_dir = photomap.resolve_photomap(Path(from_photomap))
-    elif not full and (old is None or old.source == "photomap"):
-        pm_dir = photomap.find_photomap_dir(album)
-    elif old is not None and old.source != "photomap":
+        return photomap.resolve_photomap(Path(from_photomap))
+    if not full and (old is None or old.source == "photomap"):
+        return photomap.find_photomap_dir(album)
+    if old is not None and old.source != "photomap" and not full:
         found = photomap.find_photomap_dir(album)
-        if found is not None and not full:
+        if found is not None:
             report.messages.append(
                 f"PhotoMapAI index at {found} not used (this album is indexed with "
                 f"{old.encoder}); pass --from-photomap to switch to it"
             )
-    if pm_dir is not None:
-        return photomap.build_from_photomap(
-            album, pm_dir, state_dir=state_dir, old=old, report=report,
-            progress=progress, cancel=cancel,
-        )
+    return None
 
-    entries = scan_album(album, progress=progress, cancel=cancel)
-    enc_id = canonical_spec(encoder)
+
+def _plan(entries: list[ImageEntry], old: AlbumIndex | None, enc_id: str, report: IndexReport) -> _Plan:
+    """Match the scan against the old index: reuse unchanged rows and remembered failures
+    (only when the encoder is the same), encode the rest."""
+    plan = _Plan(entries=entries, enc_id=enc_id)
     stale_width = (
         old is not None
         and enc_id.startswith("builtin")
@@ -319,113 +311,175 @@ def build_index(
         old_reasons = dict(old.failures) if old is not None else {}
 
     # What existed before (for the report), even when its vector cannot be reused.
-    prev_rows = old.row_of() if old is not None else {}
+    plan.prev_rows = old.row_of() if old is not None else {}
     prev_failed = old.failure_stats if old is not None else {}
-    reuse: list[tuple[int, int]] = []  # (new position, old row)
-    kept_failures: list[tuple[str, str]] = []
-    todo: list[int] = []  # positions in entries to encode
-    existed: set[int] = set()  # positions in todo that were in the old index (rows/failures)
     for pos, e in enumerate(entries):
         row = old_rows.get(e.rel)
         if row is not None:
             assert old is not None
             if int(old.sizes[row]) == e.size and float(old.mtimes[row]) == e.mtime:
-                reuse.append((pos, row))
+                plan.reuse.append((pos, row))
                 continue
         elif e.rel in old_failed and old_failed[e.rel] == (e.size, e.mtime):
-            kept_failures.append((e.rel, old_reasons.get(e.rel, "unreadable")))
+            plan.kept_failures.append((e.rel, old_reasons.get(e.rel, "unreadable")))
             continue
-        if e.rel in prev_rows or e.rel in prev_failed:
-            existed.add(pos)
-        todo.append(pos)
+        if e.rel in plan.prev_rows or e.rel in prev_failed:
+            plan.existed.add(pos)
+        plan.todo.append(pos)
     current = {e.rel for e in entries}
     if old is not None:
         report.removed = sum(1 for p in old.paths if p not in current)
-    report.unchanged = len(reuse)
-
-    unchanged_album = (
+    report.unchanged = len(plan.reuse)
+    plan.unchanged = (
         old is not None
-        and not todo
+        and not plan.todo
         and report.removed == 0
-        and len(reuse) == len(old)
-        and len(kept_failures) == len(old.failures)
+        and len(plan.reuse) == len(old)
+        and len(plan.kept_failures) == len(old.failures)
     )
-    if unchanged_album:
-        assert old is not None
-        report.failures = list(old.failures)
-        if report.failures:
-            report.messages.append(failure_message(report.failures))
-        return old, report
+    return plan
 
+
+def _encode(
+    album: Path,
+    plan: _Plan,
+    encoder: str,
+    old: AlbumIndex | None,
+    progress: ProgressFn | None,
+    cancel: CancelFn | None,
+) -> tuple[dict[int, np.ndarray], dict[int, str], int]:
+    """Encode the planned files in batches: (vectors, failure reasons, width)."""
     vectors: dict[int, np.ndarray] = {}
     new_failures: dict[int, str] = {}
-    if todo:
-        enc = get_encoder(encoder)
-        try:
-            total = len(todo)
-            done = 0
-            if progress is not None:
-                progress(0, total, f"encoding {total} images with {enc.id}")
-            for start in range(0, total, BATCH_SIZE):
-                if cancel is not None and cancel():
-                    raise Cancelled()
-                batch = todo[start : start + BATCH_SIZE]
-                results = encode_paths(enc, [album / entries[p].rel for p in batch])
-                for pos, (vec, reason) in zip(batch, results, strict=True):
-                    if vec is None:
-                        new_failures[pos] = reason
-                    else:
-                        vectors[pos] = vec
-                done += len(batch)
-                if progress is not None:
-                    progress(done, total, f"encoded {done}/{total} images")
-        finally:
-            close_encoder(enc)
-        dim = enc.dim
-    elif old is not None and old.encoder == enc_id:
-        dim = old.dim
-    else:
+    todo, entries = plan.todo, plan.entries
+    if not todo:
+        if old is not None and old.encoder == plan.enc_id:
+            return vectors, new_failures, old.dim
         # Nothing to encode (empty album): keep the encoder's width without loading a
         # model just for that when it is the builtin one.
-        dim = _builtin_dim() if enc_id.startswith("builtin") else 0
+        return vectors, new_failures, _builtin_dim() if plan.enc_id.startswith("builtin") else 0
+    enc = get_encoder(encoder)
+    try:
+        total = len(todo)
+        done = 0
+        if progress is not None:
+            progress(0, total, f"encoding {total} images with {enc.id}")
+        for start in range(0, total, BATCH_SIZE):
+            if cancel is not None and cancel():
+                raise Cancelled()
+            batch = todo[start : start + BATCH_SIZE]
+            results = encode_paths(enc, [album / entries[p].rel for p in batch])
+            for pos, (vec, reason) in zip(batch, results, strict=True):
+                if vec is None:
+                    new_failures[pos] = reason
+                else:
+                    vectors[pos] = vec
+            done += len(batch)
+            if progress is not None:
+                progress(done, total, f"encoded {done}/{total} images")
+    finally:
+        close_encoder(enc)
+    return vectors, new_failures, enc.dim
 
-    for pos in todo:
+
+def _merge(
+    album: Path,
+    plan: _Plan,
+    old: AlbumIndex | None,
+    vectors: dict[int, np.ndarray],
+    new_failures: dict[int, str],
+    dim: int,
+    report: IndexReport,
+) -> AlbumIndex:
+    """Reused and new rows in scan (sorted) order; counts the report's added/updated."""
+    entries = plan.entries
+    for pos in plan.todo:
         if pos in vectors:
-            if pos in existed:
+            if pos in plan.existed:
                 report.updated += 1
             else:
                 report.added += 1
-        elif entries[pos].rel in prev_rows:
+        elif entries[pos].rel in plan.prev_rows:
             report.removed += 1  # had a row, now unreadable: the row is gone
 
-    # Assemble rows in scan (sorted) order.
-    keep_pos = sorted([p for p, _ in reuse] + list(vectors))
+    keep_pos = sorted([p for p, _ in plan.reuse] + list(vectors))
     slot = {pos: i for i, pos in enumerate(keep_pos)}
     emb = np.empty((len(keep_pos), dim), dtype=np.float32)
-    if reuse:
+    if plan.reuse:
         assert old is not None
-        emb[[slot[p] for p, _ in reuse]] = old.embeddings[[r for _, r in reuse]]
+        emb[[slot[p] for p, _ in plan.reuse]] = old.embeddings[[r for _, r in plan.reuse]]
     if vectors:
         emb[[slot[p] for p in vectors]] = np.stack(list(vectors.values()))
     by_rel = {e.rel: e for e in entries}
-    failures = sorted(kept_failures + [(entries[p].rel, r) for p, r in new_failures.items()])
-    index = AlbumIndex(
+    failures = sorted(plan.kept_failures + [(entries[p].rel, r) for p, r in new_failures.items()])
+    return AlbumIndex(
         root=album,
         paths=[entries[p].rel for p in keep_pos],
         embeddings=emb,
         mtimes=np.array([entries[p].mtime for p in keep_pos], dtype=np.float64),
         sizes=np.array([entries[p].size for p in keep_pos], dtype=np.int64),
-        encoder=enc_id,
+        encoder=plan.enc_id,
         source="picksel",
         failures=failures,
         failure_stats={rel: (by_rel[rel].size, by_rel[rel].mtime) for rel, _ in failures},
     )
+
+
+def build_index(
+    album: Path,
+    *,
+    encoder: str = "builtin",
+    full: bool = False,
+    state_dir: Path | None = None,
+    from_photomap: Path | None = None,
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+) -> tuple[AlbumIndex, IndexReport]:
+    """Create or update the album's index and save it.
+
+    Incremental: new and changed files (size or mtime) are encoded, removed ones dropped,
+    unchanged ones reused without decoding; a different encoder (or ``full``) re-encodes
+    everything. A PhotoMapAI index (given, or found in the album when ours is missing or
+    was imported from it) is imported instead of encoding. ``Cancelled`` leaves the old
+    index untouched. Unreadable files are reported, never fatal.
+
+    Stages: load the old index → PhotoMapAI? → scan → plan → encode → merge → save.
+    """
+    album = Path(album)
+    if not album.is_dir():
+        raise PickselError(f"album folder not found: {album}")
+    report = IndexReport()
+    old = None if full else _try_load(album, state_dir, report)
+
+    pm_dir = _photomap_source(album, old, from_photomap, full, report)
+    if pm_dir is not None:
+        from picksel import photomap
+
+        return photomap.build_from_photomap(
+            album, pm_dir, state_dir=state_dir, old=old, report=report,
+            progress=progress, cancel=cancel,
+        )
+
+    entries = scan_album(album, progress=progress, cancel=cancel)
+    plan = _plan(entries, old, canonical_spec(encoder), report)
+    if plan.unchanged:
+        assert old is not None
+        report.failures = list(old.failures)
+        if report.failures:
+            report.messages.append(failure_message(report.failures))
+        return old, report
+    vectors, new_failures, dim = _encode(album, plan, encoder, old, progress, cancel)
+    index = _merge(album, plan, old, vectors, new_failures, dim, report)
     if cancel is not None and cancel():
         raise Cancelled()
-    save_index(index, state_dir)
-    prune_thumbnails(album_state_dir(album, state_dir), index.paths, index.mtimes)
-    report.failures = failures
-    report.source = "picksel"
-    if failures:
-        report.messages.append(failure_message(failures))
+    _save(index, state_dir, report)
     return index, report
+
+
+def _save(index: AlbumIndex, state_dir: Path | None, report: IndexReport) -> None:
+    save_index(index, state_dir)
+    prune_thumbnails(album_state_dir(index.root, state_dir), index.paths, index.mtimes)
+    report.failures = index.failures
+    report.source = index.source
+    if index.failures:
+        report.messages.append(failure_message(index.failures))

@@ -222,38 +222,23 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
-def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
-    album: Path,
-    pm_dir: Path,
-    *,
-    state_dir: Path | None,
-    old,  # noqa: ANN001 - AlbumIndex | None (import cycle)
-    report,  # noqa: ANN001 - IndexReport
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-):  # noqa: ANN201 - tuple[AlbumIndex, IndexReport]
-    """Import a PhotoMapAI index as the album's index (``source="photomap"``).
+@dataclass
+class _Match:
+    """PhotoMapAI rows matched to album files (rows sorted by relative path)."""
 
-    Entries whose files are gone or outside the album are dropped and reported; album
-    images PhotoMapAI did not index are reported, not encoded (another encoder's vectors
-    would not be comparable). Fresh UMAP coordinates become our cached map."""
-    from picksel.album import state_dir as album_state_dir
-    from picksel.index import AlbumIndex, failure_message, save_index
-    from picksel.scan import scan_album
-    from picksel.thumbs import prune_thumbnails
+    rows: np.ndarray
+    rels: list[str]
+    seen: set[str]
+    gone: list[str]
+    outside: list[str]
+    changed: int
+    relocated: int
+    moved: tuple[str, ...] | None
 
-    album = Path(album)
-    if progress is not None:
-        progress(0, 3, "reading PhotoMapAI index")
-    pm = read_photomap(pm_dir)
-    if cancel is not None and cancel():
-        raise Cancelled()
-    if progress is not None:
-        progress(1, 3, "checking the album against the PhotoMapAI index")
-    entries = scan_album(album, cancel=cancel)
-    by_rel = {e.rel: e for e in entries}
+
+def _match(pm: PhotoMapIndex, album: Path, by_rel: dict) -> _Match:  # noqa: ANN001
+    """Map PhotoMapAI's absolute filenames onto album files, relocating a moved album."""
     roots = tuple(dict.fromkeys([os.path.abspath(album), os.path.realpath(album)]))
-
     keep_rows: list[int] = []
     keep_rels: list[str] = []
     gone: list[str] = []
@@ -287,42 +272,34 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
         keep_rels.append(rel)
         if pm.mtimes[row] and entry.mtime > float(pm.mtimes[row]) + 1.0:
             changed += 1
-
     order = np.argsort(np.array(keep_rels, dtype=object), kind="stable") if keep_rels else np.zeros(0, np.int64)
-    rows = np.asarray(keep_rows, dtype=np.int64)[order]
-    rels = [keep_rels[i] for i in order]
-    n_pm = len(pm.filenames)
-    if len(rows) == n_pm and np.array_equal(rows, np.arange(n_pm)):
-        emb = pm.embeddings  # already in our order: no copy of a possibly huge matrix
-    else:
-        emb = pm.embeddings[rows]
-    if cancel is not None and cancel():
-        raise Cancelled()
-
-    index = AlbumIndex(
-        root=album,
-        paths=rels,
-        embeddings=emb,
-        mtimes=np.array([by_rel[r].mtime for r in rels], dtype=np.float64),
-        sizes=np.array([by_rel[r].size for r in rels], dtype=np.int64),
-        encoder=pm.model_id,
-        source="photomap",
-        failures=[],
-        source_stamp=(pm.dir / EMBEDDINGS).stat().st_mtime,
+    return _Match(
+        rows=np.asarray(keep_rows, dtype=np.int64)[order],
+        rels=[keep_rels[i] for i in order],
+        seen=seen,
+        gone=gone,
+        outside=outside,
+        changed=changed,
+        relocated=relocated,
+        moved=moved,
     )
+
+
+def _report_match(pm: PhotoMapIndex, m: _Match, entries: list, index, old, report) -> None:  # noqa: ANN001
+    """Counts and one message per kind of mismatch."""
     report.source = "photomap"
     report.messages.append(
-        f"using PhotoMapAI index {pm.dir / EMBEDDINGS} ({_count(len(rels), 'image')}, model {pm.model_id})"
+        f"using PhotoMapAI index {pm.dir / EMBEDDINGS} ({_count(len(m.rels), 'image')}, model {pm.model_id})"
     )
-    if relocated:
-        old_root = ("/" if pm.filenames[0].startswith(("/", "\\")) else "") + "/".join(moved or ())
+    if m.relocated:
+        old_root = ("/" if pm.filenames[0].startswith(("/", "\\")) else "") + "/".join(m.moved or ())
         report.messages.append(
             f"the PhotoMapAI index was built for {old_root or '/'}: "
-            f"{relocated} {'entry' if relocated == 1 else 'entries'} matched to this album "
+            f"{m.relocated} {'entry' if m.relocated == 1 else 'entries'} matched to this album "
             "by their paths under it"
         )
     old_rows = old.row_of() if old is not None and old.source == "photomap" else {}
-    for i, rel in enumerate(rels):
+    for i, rel in enumerate(m.rels):
         j = old_rows.get(rel)
         if j is None:
             report.added += 1
@@ -331,33 +308,89 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
         else:
             report.updated += 1
     if old is not None:
-        report.removed = sum(1 for p in old.paths if p not in seen)
-    if gone:
+        report.removed = sum(1 for p in old.paths if p not in m.seen)
+    if m.gone:
         report.messages.append(
-            f"{_count(len(gone), 'file')} listed in the PhotoMapAI index no longer "
-            f"{'exist and were' if len(gone) != 1 else 'exists and was'} left out: " + ", ".join(gone[:5])
-            + (", …" if len(gone) > 5 else "")
+            f"{_count(len(m.gone), 'file')} listed in the PhotoMapAI index no longer "
+            f"{'exist and were' if len(m.gone) != 1 else 'exists and was'} left out: " + ", ".join(m.gone[:5])
+            + (", …" if len(m.gone) > 5 else "")
         )
-    if outside:
+    if m.outside:
         report.messages.append(
-            f"{_count(len(outside), 'file')} in the PhotoMapAI index "
-            f"{'lie outside the album and were' if len(outside) != 1 else 'lies outside the album and was'} left out: " + ", ".join(outside[:3])
-            + (", …" if len(outside) > 3 else "")
+            f"{_count(len(m.outside), 'file')} in the PhotoMapAI index "
+            f"{'lie outside the album and were' if len(m.outside) != 1 else 'lies outside the album and was'} left out: "
+            + ", ".join(m.outside[:3])
+            + (", …" if len(m.outside) > 3 else "")
         )
-    missing = [e.rel for e in entries if e.rel not in seen]
+    missing = [e.rel for e in entries if e.rel not in m.seen]
     if missing:
         report.messages.append(
             f"{_count(len(missing), 'image')} {'are' if len(missing) != 1 else 'is'} not in the "
             "PhotoMapAI index; run PhotoMapAI again or `picksel index --full` to use the "
             "builtin encoder"
         )
-    if changed:
+    if m.changed:
         report.messages.append(
-            f"{_count(changed, 'image')} changed after PhotoMapAI indexed "
-            f"{'them' if changed != 1 else 'it'}; their embeddings may be out of date"
+            f"{_count(m.changed, 'image')} changed after PhotoMapAI indexed "
+            f"{'them' if m.changed != 1 else 'it'}; their embeddings may be out of date"
         )
     if old is not None and old.failures:
         report.failures = []
+
+
+def build_from_photomap(
+    album: Path,
+    pm_dir: Path,
+    *,
+    state_dir: Path | None,
+    old,  # noqa: ANN001 - AlbumIndex | None (import cycle)
+    report,  # noqa: ANN001 - IndexReport
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+):  # noqa: ANN201 - tuple[AlbumIndex, IndexReport]
+    """Import a PhotoMapAI index as the album's index (``source="photomap"``).
+
+    Entries whose files are gone or outside the album are dropped and reported; album
+    images PhotoMapAI did not index are reported, not encoded (another encoder's vectors
+    would not be comparable). Fresh UMAP coordinates become our cached map.
+
+    Stages: read → scan → match → assemble → report → save → map."""
+    from picksel.album import state_dir as album_state_dir
+    from picksel.index import AlbumIndex, failure_message, save_index
+    from picksel.scan import scan_album
+    from picksel.thumbs import prune_thumbnails
+
+    album = Path(album)
+    if progress is not None:
+        progress(0, 3, "reading PhotoMapAI index")
+    pm = read_photomap(pm_dir)
+    if cancel is not None and cancel():
+        raise Cancelled()
+    if progress is not None:
+        progress(1, 3, "checking the album against the PhotoMapAI index")
+    entries = scan_album(album, cancel=cancel)
+    by_rel = {e.rel: e for e in entries}
+    m = _match(pm, album, by_rel)
+    n_pm = len(pm.filenames)
+    if len(m.rows) == n_pm and np.array_equal(m.rows, np.arange(n_pm)):
+        emb = pm.embeddings  # already in our order: no copy of a possibly huge matrix
+    else:
+        emb = pm.embeddings[m.rows]
+    if cancel is not None and cancel():
+        raise Cancelled()
+
+    index = AlbumIndex(
+        root=album,
+        paths=m.rels,
+        embeddings=emb,
+        mtimes=np.array([by_rel[r].mtime for r in m.rels], dtype=np.float64),
+        sizes=np.array([by_rel[r].size for r in m.rels], dtype=np.int64),
+        encoder=pm.model_id,
+        source="photomap",
+        failures=[],
+        source_stamp=(pm.dir / EMBEDDINGS).stat().st_mtime,
+    )
+    _report_match(pm, m, entries, index, old, report)
     if progress is not None:
         progress(2, 3, "saving index")
     if old is None or old.fingerprint() != index.fingerprint() or old.source_stamp != index.source_stamp:
@@ -367,7 +400,7 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
         index = old
 
     if pm.umap is not None:
-        coords = pm.umap[rows]
+        coords = pm.umap[m.rows]
         try:
             from picksel.mapping import MapData, save_map
 
