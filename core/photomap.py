@@ -14,16 +14,16 @@ Format (see DESIGN.md): ``photomap_index/embeddings.npz`` with ``embeddings`` fl
 
 from __future__ import annotations
 
+import math
 import os
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from picksel.errors import CancelFn, Cancelled, PickselError, ProgressFn
-from picksel.npzio import read_npz_array
+from picksel.npzio import NpzError, npz_keys, read_npz
 
 DIRNAME = "photomap_index"
 EMBEDDINGS = "embeddings.npz"
@@ -39,6 +39,7 @@ class PhotoMapIndex:
     """The plain-array part of a PhotoMapAI index."""
 
     dir: Path
+    file: Path  # the embeddings file read (normally dir / embeddings.npz)
     embeddings: np.ndarray  # float32 (N, D), rows re-normalised
     filenames: list[str]  # absolute paths as PhotoMapAI stored them
     mtimes: np.ndarray  # float64 (N,)
@@ -48,14 +49,15 @@ class PhotoMapIndex:
 
 
 def resolve_photomap(path: Path) -> Path:
-    """``--from-photomap`` accepts the embeddings.npz file, the photomap_index folder or
-    the folder containing it; returns the folder holding embeddings.npz."""
+    """``--from-photomap`` accepts an embeddings file (whatever its name: that file is the
+    one read), the photomap_index folder or the folder containing it; returns the
+    embeddings file."""
     path = Path(path).expanduser()
     if path.is_file():
-        return path.parent
+        return path
     for cand in (path, path / DIRNAME):
         if (cand / EMBEDDINGS).is_file():
-            return cand
+            return cand / EMBEDDINGS
     raise PickselError(f"no PhotoMapAI index found at {path} (expected {DIRNAME}/{EMBEDDINGS})")
 
 
@@ -100,70 +102,68 @@ def _renormalise(emb: np.ndarray) -> bool:
     return True
 
 
+MAX_DIM = 65_536
+"""Widest embedding accepted (CLIP models use 512 to 1,280)."""
+
+
+def _embedding_dim(dim: np.ndarray | None, bad) -> int | None:  # noqa: ANN001
+    """``embedding_dim`` as a whole number in range, None when absent."""
+    if dim is None:
+        return None
+    value = dim.item() if dim.shape == () and dim.dtype.kind in "iuf" else None
+    if value is None or not math.isfinite(value) or value != int(value) or not 0 <= value <= MAX_DIM:
+        shown = dim.item() if dim.shape == () and dim.size == 1 else f"{dim.dtype}{dim.shape}"
+        raise bad(f"embedding_dim {shown!r} is not a whole number from 0 to {MAX_DIM}")
+    return int(value)
+
+
 def read_photomap(pm_dir: Path) -> PhotoMapIndex:
-    """Load embeddings.npz (and umap.npz) without unpickling anything. PickselError
-    with the reason when the file is not a usable PhotoMapAI index."""
-    pm_dir = Path(pm_dir)
-    path = pm_dir / EMBEDDINGS
+    """Load embeddings.npz (or the embeddings file given) and its umap.npz without
+    unpickling anything. PickselError with the reason when the file is not a usable
+    PhotoMapAI index."""
+    path = Path(pm_dir)
+    if path.is_dir():
+        path = path / EMBEDDINGS
+    pm_dir = path.parent
 
     def bad(why: str) -> PickselError:
         return PickselError(f"PhotoMapAI index {path} is not usable ({why})")
 
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = set(npz.files)
-            if "embeddings" not in keys or "filenames" not in keys:
-                raise bad("no embeddings/filenames arrays")
-            names = npz["filenames"]
-            mtimes = npz["modification_times"] if "modification_times" in keys else None
-            model = npz["model_id"] if "model_id" in keys else None
-            dim = npz["embedding_dim"] if "embedding_dim" in keys else None
-        # The big matrix: read straight into memory (see picksel.npzio).
-        emb = read_npz_array(path, "embeddings")
-    except PickselError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise bad(str(exc)) from exc
+        keys = set(npz_keys(path))
+        if "embeddings" not in keys or "filenames" not in keys:
+            raise bad("no embeddings/filenames arrays")
+        arrays = read_npz(path, ("filenames", "modification_times", "model_id", "embedding_dim", "embeddings"))
+    except (OSError, NpzError) as exc:
+        raise bad(str(exc)) from None
+    names, emb = arrays["filenames"], arrays["embeddings"]
+    mtimes = arrays.get("modification_times")
+    model = arrays.get("model_id")
+    dim = _embedding_dim(arrays.get("embedding_dim"), bad)
 
     if names.ndim != 1 or not (names.dtype.kind == "U" or (names.size == 0 and names.dtype.kind == "f")):
         raise bad(f"filenames are {names.dtype}{names.shape}")
     n = names.shape[0]
     if n == 0:
-        d = int(dim) if dim is not None and dim.shape == () and dim.dtype.kind in "iuf" else 0
-        emb = np.zeros((0, d), np.float32)
+        emb = np.zeros((0, dim or 0), np.float32)
     if emb.ndim != 2 or emb.shape[0] != n or emb.dtype.kind != "f":
         raise bad(f"embeddings are {emb.dtype}{emb.shape} for {n} filenames")
     if emb.dtype != np.float32:
         emb = emb.astype(np.float32)
     elif not emb.flags.writeable:
         emb = emb.copy()
-    if dim is not None and dim.shape == () and n and int(dim) != emb.shape[1]:
-        raise bad(f"embedding_dim {int(dim)} but embeddings have {emb.shape[1]} columns")
+    if dim is not None and n and dim != emb.shape[1]:
+        raise bad(f"embedding_dim {dim} but embeddings have {emb.shape[1]} columns")
     if mtimes is None or mtimes.shape != (n,) or mtimes.dtype.kind not in "fiu":
         mtimes = np.zeros(n, np.float64)
     model_id = str(model) if model is not None and model.shape == () and model.dtype.kind == "U" else LEGACY_MODEL_ID
     if not _renormalise(emb):
         raise bad("embeddings contain NaN or infinity")
 
-    umap, note = None, ""
-    upath = pm_dir / UMAP
-    if upath.is_file():
-        try:
-            if upath.stat().st_mtime < path.stat().st_mtime:
-                note = "PhotoMapAI's umap.npz is older than its embeddings (stale); the map will be recomputed"
-            else:
-                with np.load(upath, allow_pickle=False) as unpz:
-                    coords = unpz["umap"] if "umap" in unpz.files else None
-                if coords is None or coords.shape != (n, 2) or coords.dtype.kind != "f":
-                    note = "PhotoMapAI's umap.npz does not match its embeddings; the map will be recomputed"
-                elif not np.isfinite(coords).all():
-                    note = "PhotoMapAI's umap.npz has invalid values; the map will be recomputed"
-                else:
-                    umap = coords.astype(np.float32, copy=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-            note = f"PhotoMapAI's umap.npz is unreadable ({exc}); the map will be recomputed"
+    umap, note = _read_umap(path, n)
     return PhotoMapIndex(
         dir=pm_dir,
+        file=path,
         embeddings=emb,
         filenames=names.tolist() if n else [],
         mtimes=np.asarray(mtimes, dtype=np.float64),
@@ -171,6 +171,28 @@ def read_photomap(pm_dir: Path) -> PhotoMapIndex:
         umap=umap,
         umap_note=note,
     )
+
+
+def _read_umap(path: Path, n: int) -> tuple[np.ndarray | None, str]:
+    """PhotoMapAI's umap.npz beside ``path`` when it is that file's pair (``path`` is
+    embeddings.npz, or a renamed copy with no embeddings.npz beside it), fresh, and
+    matching row for row; else None and why (empty when there is none)."""
+    upath = path.parent / UMAP
+    if not upath.is_file():
+        return None, ""
+    if path.name != EMBEDDINGS and (path.parent / EMBEDDINGS).exists():
+        return None, f"{upath} belongs to {path.parent / EMBEDDINGS}, not {path.name}; the map will be recomputed"
+    try:
+        if upath.stat().st_mtime < path.stat().st_mtime:
+            return None, "PhotoMapAI's umap.npz is older than its embeddings (stale); the map will be recomputed"
+        coords = read_npz(upath, ["umap"]).get("umap")
+    except (OSError, NpzError) as exc:
+        return None, f"PhotoMapAI's umap.npz is unreadable ({exc}); the map will be recomputed"
+    if coords is None or coords.shape != (n, 2) or coords.dtype.kind != "f":
+        return None, "PhotoMapAI's umap.npz does not match its embeddings; the map will be recomputed"
+    if not np.isfinite(coords).all():
+        return None, "PhotoMapAI's umap.npz has invalid values; the map will be recomputed"
+    return coords.astype(np.float32, copy=False), ""
 
 
 def _rel_in_album(filename: str, roots: tuple[str, ...]) -> str | None:
@@ -207,7 +229,7 @@ def _relocation_prefix(names: list[str], known: set[str]) -> tuple[str, ...] | N
     votes: dict[tuple[str, ...], int] = {}
     for name in sample:
         parts = _parts(name)
-        for cut in range(len(parts) - 1):  # longest tail first
+        for cut in range(len(parts)):  # longest tail first; a flat album matches by name
             if "/".join(parts[cut:]) in known:
                 prefix = tuple(parts[:cut])
                 votes[prefix] = votes.get(prefix, 0) + 1
@@ -289,7 +311,7 @@ def _report_match(pm: PhotoMapIndex, m: _Match, entries: list, index, old, repor
     """Counts and one message per kind of mismatch."""
     report.source = "photomap"
     report.messages.append(
-        f"using PhotoMapAI index {pm.dir / EMBEDDINGS} ({_count(len(m.rels), 'image')}, model {pm.model_id})"
+        f"using PhotoMapAI index {pm.file} ({_count(len(m.rels), 'image')}, model {pm.model_id})"
     )
     if m.relocated:
         old_root = ("/" if pm.filenames[0].startswith(("/", "\\")) else "") + "/".join(m.moved or ())
@@ -372,6 +394,11 @@ def build_from_photomap(
     by_rel = {e.rel: e for e in entries}
     m = _match(pm, album, by_rel)
     n_pm = len(pm.filenames)
+    if n_pm and not m.rels:
+        raise PickselError(
+            f"none of the {_count(n_pm, 'path')} in PhotoMapAI index {pm.file} match files in "
+            f"{album} (the first is {pm.filenames[0]}); nothing was imported"
+        )
     if len(m.rows) == n_pm and np.array_equal(m.rows, np.arange(n_pm)):
         emb = pm.embeddings  # already in our order: no copy of a possibly huge matrix
     else:
@@ -388,7 +415,7 @@ def build_from_photomap(
         encoder=pm.model_id,
         source="photomap",
         failures=[],
-        source_stamp=(pm.dir / EMBEDDINGS).stat().st_mtime,
+        source_stamp=pm.file.stat().st_mtime,
     )
     _report_match(pm, m, entries, index, old, report)
     if progress is not None:

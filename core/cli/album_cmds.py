@@ -46,10 +46,11 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
     )
     sp.add_argument(
         "--encoder",
-        default="builtin",
+        default=None,
         metavar="SPEC",
-        help="builtin (default, no model weights) or clip[:MODEL/PRETRAINED] "
-        "(needs `pip install 'picksel[clip]'` and locally cached weights)",
+        help="builtin (no model weights) or clip[:MODEL/PRETRAINED] (needs `pip install "
+        "'picksel[clip]'` and locally cached weights); default: the album's current encoder, "
+        "builtin for a new album. Switching keeps the old vectors, so switching back is instant",
     )
     sp.add_argument("--full", action="store_true", help="re-encode every image")
     sp.add_argument(
