@@ -56,8 +56,9 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
     sp.add_argument(
         "--from-photomap",
         type=Path,
-        metavar="DIR",
-        help="use this PhotoMapAI photomap_index folder (or its embeddings.npz)",
+        metavar="PATH",
+        help="import this PhotoMapAI index: an embeddings file (that file is read, whatever "
+        "its name), a photomap_index folder or the folder holding one",
     )
     sp.add_argument(
         "--map", action="store_true", help="also compute the 2-D UMAP map now (else the TUI does it)"
