@@ -136,7 +136,7 @@ def claim(path: Path, album: Path, messages: list[str]) -> None:
     if why is None:
         return
     dest = move_aside(path)
-    messages.append(f"{path} was not replaced ({why}): it was moved to {dest.name}")
+    messages.append(f"{path} was not replaced: {why}; it was moved to {dest.name}")
 
 
 def keep_copy(src: Path, dest: Path) -> None:
