@@ -24,7 +24,10 @@ def _locked_temp(path: Path) -> tuple[int, str]:
     """A new temp file beside ``path``, created and locked by us."""
     while True:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # a sweeper holds it an instant at most
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a sweeper holds it an instant at most
+        except OSError:  # no locks on this file system: sweepers cannot lock it either
+            return fd, tmp
         try:
             if os.path.samestat(os.fstat(fd), os.lstat(tmp)):
                 return fd, tmp
@@ -90,7 +93,7 @@ def sweep_temps(folder: Path, pattern: re.Pattern[str]) -> int:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                continue  # a live writer holds it
+                continue  # a live writer holds it (or this file system has no locks)
             with contextlib.suppress(OSError):
                 if os.path.samestat(st, os.lstat(path)):
                     os.unlink(path)
