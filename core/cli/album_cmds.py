@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from picksel.cli.common import AlbumCmd, album_dir, graphics_arg, progress_bar
+from picksel.cli.common import AlbumCmd, album_dir, graphics_arg, progress_bar, say
 
 
 def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
@@ -77,7 +77,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with progress_bar("Building demo album") as progress:
         demo = build_demo_album(args.dir, progress=progress)
-    print(
+    say(
         f"demo album in {demo.dest}: {demo.digits} digits, {demo.photos} photos, "
         f"{demo.garbage} garbage images, {demo.captions} captions"
     )
@@ -111,7 +111,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
     elapsed = time.perf_counter() - start
     for line in report.messages:
-        print(line, file=sys.stderr)
+        say(line, file=sys.stderr)
     print(
         f"{len(index)} images indexed with {index.encoder} in {elapsed:.1f} s: "
         f"{report.added} new, {report.updated} changed, {report.removed} removed, "

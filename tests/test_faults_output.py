@@ -1,0 +1,210 @@
+"""Fault injection for what picksel prints and writes next to the user's files.
+
+Hostile file names (bytes that are not UTF-8, terminal escape sequences), a strict UTF-8
+stdout, planted symlinks and edited demo files, and the bare ``picksel`` command line.
+Every CLI test runs the real program in a subprocess (``python -m picksel``) on real
+files, so what is checked is what a terminal would receive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from picksel.textsafe import is_printable, json_text, printable
+
+ESC = b"\x1b"
+# Names as the file system holds them (bytes): one is not UTF-8 at all, two would retitle
+# and clear the terminal, one sits in a folder whose name is Latin-1.
+BAD_UTF8 = b"bad\xff\xfename.png"
+TITLE = b"\x1b]0;pwned\x07title.png"
+CLEAR = b"\x1b[2Jclear.png"
+LATIN1_DIR = b"caf\xe9/x.png"
+BROKEN = b"\x1b[31mbroken\xff.jpg"  # not an image: the index reports it by name
+HOSTILE = (BAD_UTF8, TITLE, CLEAR, LATIN1_DIR)
+
+
+def _digit(i: int) -> Image.Image:
+    from sklearn.datasets import load_digits
+
+    arr = (load_digits().images[i * 7] / 16.0 * 255).astype(np.uint8)
+    return Image.fromarray(arr).resize((64, 64), Image.NEAREST).convert("RGB")
+
+
+def _save(root: bytes, rel: bytes, img: Image.Image) -> None:
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        img.save(fh, "PNG")
+
+
+def picksel(*argv: object, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run the real CLI with a strict UTF-8 stdout/stderr; bytes in, bytes out."""
+    env = dict(os.environ, PYTHONIOENCODING="utf-8:strict", COLUMNS="100")
+    args = [a if isinstance(a, bytes) else os.fsencode(str(a)) for a in argv]
+    return subprocess.run(
+        [os.fsencode(sys.executable), b"-m", b"picksel", *args],
+        capture_output=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def clean(proc: subprocess.CompletedProcess[bytes], code: int = 0) -> tuple[str, str]:
+    """Assert exit ``code``, no traceback, no ESC/BEL byte and valid UTF-8 on both streams."""
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    for stream in (proc.stdout, proc.stderr):
+        assert ESC not in stream and b"\x07" not in stream and b"\x9b" not in stream, stream
+    return proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+
+
+def shown(rel: bytes) -> str:
+    """How a text printer must show the album-relative name ``rel``."""
+    return printable(os.fsdecode(rel))
+
+
+@pytest.fixture(scope="module")
+def hostile_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from picksel.index import build_index
+
+    root = tmp_path_factory.mktemp("hostile") / "album"
+    broot = os.fsencode(str(root))
+    for i, name in enumerate((b"d0.png", b"d1.png", b"sub/d2.png", *HOSTILE)):
+        _save(broot, name, _digit(i))
+    with open(os.path.join(broot, BROKEN), "wb") as fh:
+        fh.write(b"\xff\xd8\xff\xe0 not really a jpeg")
+    build_index(root)
+    return root
+
+
+@pytest.fixture
+def hostile(hostile_master: Path, tmp_path: Path) -> Path:
+    """A private copy of the indexed hostile album (tests write state.json)."""
+    dest = tmp_path / "album"
+    shutil.copytree(hostile_master, dest, symlinks=True)
+    return dest
+
+
+# --------------------------------------------------------------------------- textsafe
+
+
+def test_printable_escapes_controls_bytes_and_bidi_but_keeps_letters() -> None:
+    name = os.fsdecode(b"a\xff\x1b]0;x\x07\x7f\xc2\x9b\xe2\x80\xae \xc3\xa9\xe6\xbc\xa2\n\t")
+    assert printable(name) == "a\\xff\\x1b]0;x\\x07\\x7f\\x9b\\u202e é漢\\x0a\\x09"
+    assert printable(Path("/tmp/\udcfe")) == "/tmp/\\xfe"
+    assert printable("\ud800") == "\\ud800"  # a lone surrogate that is not a byte
+    assert is_printable("photos/été 01.jpg") and not is_printable(name)
+    printable(name).encode("utf-8", "strict")  # no surrogate is left to refuse
+
+
+def test_json_text_is_utf8_ascii_safe_and_gives_the_bytes_back() -> None:
+    raw = b"bad\xff\x1b[2J\xc2\x9b\xc3\xa9.png"
+    text = json_text({"path": os.fsdecode(raw)})
+    data = text.encode("utf-8")  # would raise on a raw surrogate
+    assert ESC not in data and b"\xc2\x9b" not in data
+    assert "é" in text  # readable characters stay readable
+    assert os.fsencode(json.loads(text)["path"]) == raw
+
+
+# --------------------------------------------------------------------------- CLI output
+
+
+def test_select_text_and_json_survive_hostile_names_under_strict_utf8(hostile: Path) -> None:
+    out, err = clean(picksel("select", hostile, "--count", "7", "--iterations", "3", "--seed", "1"))
+    for rel in HOSTILE:
+        assert shown(rel) in out.splitlines()[0:7] or any(
+            line.startswith(shown(rel) + " ") for line in out.splitlines()
+        ), out
+    assert "7 of 7 selected" in err
+    proc = picksel("select", hostile, "--json", "--seed", "1")
+    clean(proc)
+    payload = json.loads(proc.stdout.decode("utf-8"))  # complete, valid UTF-8 JSON
+    on_disk = {os.fsencode(str(p.relative_to(hostile))) for p in hostile.rglob("*.png")}
+    assert {os.fsencode(s["path"]) for s in payload["selected"]} == on_disk
+
+
+def test_favorites_exclude_pin_lists_show_escaped_names(hostile: Path) -> None:
+    clean(picksel("select", hostile, "--count", "7", "--seed", "2"))
+    _, err = clean(picksel("favorites", hostile, "--set"))
+    assert "7 images" in err
+    out, _ = clean(picksel("favorites", hostile))
+    assert sorted(out.splitlines()) == sorted(
+        [shown(r) for r in HOSTILE] + ["d0.png", "d1.png", "sub/d2.png"]
+    )
+    proc = picksel("favorites", hostile, "--json")
+    clean(proc)
+    assert {os.fsencode(p) for p in json.loads(proc.stdout)} >= set(HOSTILE)
+    for command in ("exclude", "pin"):
+        # The real bytes on the command line name the real file.
+        out, _ = clean(picksel(command, hostile, *HOSTILE))
+        assert out.startswith(f"added {len(HOSTILE)} ")
+        out, _ = clean(picksel(command, hostile, "--list"))
+        assert sorted(out.splitlines()) == sorted(shown(r) for r in HOSTILE)
+
+
+def test_export_text_and_json_survive_hostile_names(hostile: Path, tmp_path: Path) -> None:
+    clean(picksel("select", hostile, "--count", "7", "--seed", "3"))
+    out, _ = clean(picksel("export", hostile, tmp_path / "out1"))
+    assert "7" in out
+    proc = picksel("export", hostile, tmp_path / "out2", "--json")
+    clean(proc)
+    report = json.loads(proc.stdout.decode("utf-8"))
+    exported = {os.fsencode(f["path"]) for f in report["files"]}
+    assert set(HOSTILE) <= exported
+    for rel in HOSTILE:  # the copies carry the original bytes
+        assert os.path.basename(rel) in os.listdir(os.fsencode(str(tmp_path / "out2")))
+
+
+def test_inventory_message_and_index_report_escape_names(hostile: Path, tmp_path: Path) -> None:
+    clean(picksel("select", hostile, "--count", "3", "--seed", "4"))
+    target = os.fsencode(str(tmp_path)) + b"/inv\x1b[2J\xff.tsv"
+    out, _ = clean(picksel("inventory", hostile, target))
+    assert printable(os.fsdecode(target)) in out
+    assert os.path.exists(target)
+    out, err = clean(picksel("index", hostile, "--full"))
+    assert shown(BROKEN) in err  # the unreadable file is named, harmlessly
+
+
+def test_error_lines_escape_names(hostile: Path, tmp_path: Path) -> None:
+    missing = os.fsencode(str(tmp_path)) + b"/\x1b]0;pwned\x07\xff"
+    _, err = clean(picksel("select", missing), code=1)
+    assert err == f"picksel: album folder not found: {printable(os.fsdecode(missing))}\n"
+    _, err = clean(picksel("select", hostile, "--count", b"\x1b[2J"), code=2)
+    assert err.count("\n") == 1 and "count must be a whole number, not '\\x1b[2J'" in err
+
+
+@pytest.mark.parametrize("command", ["exclude", "pin"])
+def test_a_path_that_is_not_an_indexed_image_is_a_bad_argument(hostile: Path, command: str) -> None:
+    """The README's own example (`exclude ALBUM photos/blurry_001.jpg` on an album without
+    that file) is a bad argument: exit 2, one line, and nothing changes, not even the
+    good PATHs given with it."""
+    state = hostile / ".picksel" / "state.json"
+    before = state.read_bytes() if state.exists() else None
+    _, err = clean(picksel(command, hostile, "photos/blurry_001.jpg"), code=2)
+    assert err == "picksel: not an indexed image of this album: photos/blurry_001.jpg\n"
+    _, err = clean(picksel(command, hostile, "d0.png", b"no\x1b[2Jsuch\xff.png", "x.jpg"), code=2)
+    assert err == (
+        "picksel: not an indexed image of this album: no\\x1b[2Jsuch\\xff.png (and 1 more)\n"
+    )
+    outside = hostile.parent / "outside.png"
+    shutil.copy(hostile / "d0.png", outside)
+    _, err = clean(picksel(command, hostile, outside), code=2)
+    assert err == f"picksel: not an indexed image of this album: {outside}\n"
+    assert (state.read_bytes() if state.exists() else None) == before
+    # A real image by album path or by any path to it still works, and a stale entry
+    # (its file since deleted) can still be removed.
+    out, _ = clean(picksel(command, hostile, "d0.png", hostile / "sub" / "d2.png"))
+    assert out.startswith("added 2 ")
+    (hostile / "d0.png").unlink()
+    out, _ = clean(picksel(command, hostile, "--remove", "d0.png"))
+    assert out.startswith("removed 1 ")
