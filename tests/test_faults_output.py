@@ -208,3 +208,63 @@ def test_a_path_that_is_not_an_indexed_image_is_a_bad_argument(hostile: Path, co
     (hostile / "d0.png").unlink()
     out, _ = clean(picksel(command, hostile, "--remove", "d0.png"))
     assert out.startswith("removed 1 ")
+
+
+# --------------------------------------------------------------------------- demo rebuild
+
+
+@pytest.fixture(scope="module")
+def demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from picksel.demo import build_demo_album
+    from picksel.index import build_index
+
+    root = tmp_path_factory.mktemp("demo") / "demo-album"
+    build_demo_album(root)
+    build_index(root)
+    return root
+
+
+def test_demo_rebuild_keeps_edits_and_never_writes_through_symlinks(
+    demo_master: Path, tmp_path: Path
+) -> None:
+    album = tmp_path / "demo-album"
+    shutil.copytree(demo_master, album, symlinks=True)
+    caption = album / "digits" / "3" / "3_0003.txt"
+    caption.write_text("my own caption, carefully written\n", encoding="utf-8")
+    # Planted links: the old temp name, and a final name, each pointing at a foreign file.
+    foreign = tmp_path / "precious.txt"
+    foreign.write_bytes(b"not yours")
+    planted_tmp = album / "digits" / "5" / ".5_0005.png.tmp"
+    (album / "digits" / "5" / "5_0005.png").unlink()
+    planted_tmp.symlink_to(foreign)
+    linked_final = album / "digits" / "6" / "6_0006.png"
+    linked_final.unlink()
+    linked_final.symlink_to(foreign)
+    # A folder swapped for a link to a foreign folder: nothing is written into it.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(album / "garbage")
+    (album / "garbage").symlink_to(elsewhere, target_is_directory=True)
+
+    proc = picksel("demo", album, "--build-only")
+    out, err = clean(proc)
+    assert foreign.read_bytes() == b"not yours"
+    assert caption.read_text(encoding="utf-8") == "my own caption, carefully written\n"
+    assert planted_tmp.is_symlink() and linked_final.is_symlink()
+    assert os.readlink(linked_final) == str(foreign)
+    assert list(elsewhere.iterdir()) == []
+    recreated = album / "digits" / "5" / "5_0005.png"
+    assert recreated.is_file() and not recreated.is_symlink()
+    assert recreated.read_bytes() == (demo_master / "digits" / "5" / "5_0005.png").read_bytes()
+    assert oct(recreated.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+    n_files = sum(1 for p in demo_master.rglob("*") if p.is_file() and ".picksel" not in p.parts)
+    # Every demo file but the 6 garbage images (refused), the recreated one and the marker.
+    assert f"; kept {n_files - 6 - 1 - 1} existing files as they are" in out.splitlines()[0]
+    assert "not written: 6 file(s) under a symlinked folder, e.g. garbage/" in err
+    assert not [p for p in album.rglob("*.picksel-tmp")]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from picksel.cli.common import AlbumCmd, album_dir, graphics_arg, progress_bar, say
+from picksel.cli.common import AlbumCmd, album_dir, err, graphics_arg, progress_bar, say
 
 
 def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
@@ -29,7 +29,8 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
         description=(
             "Write a demo album (1,797 handwritten digits in one folder per digit with .txt\n"
             "captions, sample photos, and a few garbage images to clean out), index it and\n"
-            "open the curator on it. Building again into the same folder reuses it."
+            "open the curator on it. Building again into the same folder only adds the files\n"
+            "that are missing: existing files (an edited caption, say) are left as they are."
         ),
         formatter_class=fmt,
     )
@@ -80,7 +81,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     say(
         f"demo album in {demo.dest}: {demo.digits} digits, {demo.photos} photos, "
         f"{demo.garbage} garbage images, {demo.captions} captions"
+        + (f"; kept {demo.kept} existing files as they are" if demo.kept else "")
     )
+    if demo.refused:
+        err(f"not written: {len(demo.refused)} file(s) under a symlinked folder, "
+            f"e.g. {demo.refused[0]}")
     start = time.perf_counter()
     with progress_bar("Indexing") as progress:
         index, report = build_index(args.dir, progress=progress)
