@@ -55,7 +55,7 @@ def picksel(*argv: object, cwd: Path | None = None) -> subprocess.CompletedProce
         capture_output=True,
         env=env,
         cwd=cwd,
-        timeout=300,
+        timeout=120,
     )
 
 
@@ -268,3 +268,70 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# --------------------------------------------------------------------------- bare `picksel`
+
+
+def test_bare_picksel_outside_an_album_prints_usage_and_indexes_nothing(tmp_path: Path) -> None:
+    """From a folder full of images that is not an album (a home folder, say), bare
+    `picksel` must not index it: usage on stderr, exit 2, no .picksel created."""
+    _save(os.fsencode(str(tmp_path)), b"holiday.png", _digit(1))
+    for argv in ([], ["tui"], ["--graphics", "text"]):
+        proc = picksel(*argv, cwd=tmp_path)
+        _, err = clean(proc, code=2)
+        assert "Open the curator on an album:" in err  # the usage
+        assert err.splitlines()[-1] == (
+            f"picksel: no album here ({tmp_path} has no .picksel folder): "
+            "give the ALBUM folder, e.g. `picksel ~/photos/album`, or see `picksel --help`"
+        )
+        assert proc.stdout == b""
+    assert sorted(os.listdir(tmp_path)) == ["holiday.png"]
+
+
+def test_an_unknown_word_is_an_unknown_command_not_a_missing_album(tmp_path: Path) -> None:
+    proc = picksel("nope_cmd", cwd=tmp_path)
+    _, err = clean(proc, code=2)
+    line = err.strip()
+    assert "\n" not in line
+    assert line.startswith("picksel: unknown command 'nope_cmd' (and no folder of that name); ")
+    for command in ("demo", "index", "select", "export", "inventory", "exclude", "pin", "favorites"):
+        assert command in line
+    _, err = clean(picksel("selcet", "album", cwd=tmp_path), code=2)
+    assert err.rstrip().endswith("did you mean `picksel select`?")
+    _, err = clean(picksel("\x1b[2Jx", cwd=tmp_path), code=2)
+    assert "unknown command '\\x1b[2Jx'" in err
+    # What looks like a path is still an album that is not there.
+    _, err = clean(picksel("./nope_dir", cwd=tmp_path), code=1)
+    assert err == "picksel: album folder not found: nope_dir\n"
+    assert os.listdir(tmp_path) == []
+
+
+def test_bare_picksel_in_an_album_opens_it(
+    hostile: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In a folder with .picksel, bare `picksel` (and `picksel tui`, and `picksel NAME`
+    for a folder called like nothing else) reach the TUI launcher with that album."""
+    import picksel.tui.app
+    from picksel.cli import run
+
+    calls: list[tuple[Path, str]] = []
+
+    def fake_run_app(album: Path, *, state_dir: Path | None = None, graphics: str = "auto") -> int:
+        calls.append((Path(album).resolve(), graphics))
+        return 0
+
+    monkeypatch.setattr(picksel.tui.app, "run_app", fake_run_app)
+    monkeypatch.chdir(hostile)
+    assert run([]) == 0
+    assert run(["tui", "--graphics", "text"]) == 0
+    assert run(["--graphics", "halfcell"]) == 0
+    monkeypatch.chdir(hostile.parent)
+    assert run([hostile.name]) == 0  # a folder named like no command is an album
+    assert calls == [
+        (hostile.resolve(), "auto"),
+        (hostile.resolve(), "text"),
+        (hostile.resolve(), "halfcell"),
+        (hostile.resolve(), "auto"),
+    ]
+    assert capsys.readouterr().err == ""

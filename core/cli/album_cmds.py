@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-from picksel.cli.common import AlbumCmd, album_dir, err, graphics_arg, progress_bar, say
+from picksel.cli.common import PROG, AlbumCmd, album_dir, err, graphics_arg, progress_bar, say
+from picksel.errors import UsageError
 
 
 def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
@@ -18,8 +20,10 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
         description="Open the curator on ALBUM (indexing it first if needed).",
         formatter_class=fmt,
     )
-    sp.add_argument("album", metavar="ALBUM", type=Path, nargs="?", default=Path("."))
-    sp.add_argument("--state-dir", type=Path, metavar="DIR")
+    sp.add_argument("album", metavar="ALBUM", type=Path, nargs="?", default=None,
+                    help="the album folder (default: the current folder, if it is an album)")
+    sp.add_argument("--state-dir", type=Path, metavar="DIR",
+                    help="keep picksel's files in DIR instead of ALBUM/.picksel")
     graphics_arg(sp)
     sp.set_defaults(handler=cmd_tui)
 
@@ -66,10 +70,24 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    album = album_dir(args.album)
+    album = album_dir(args.album if args.album is not None else _album_here())
     from picksel.tui.app import run_app
 
     return run_app(album, state_dir=getattr(args, "state_dir", None), graphics=args.graphics)
+
+
+def _album_here() -> Path:
+    """The current folder when it is an album (has .picksel); a bare ``picksel`` anywhere
+    else must not start indexing, say, a whole home folder."""
+    if os.path.isdir(".picksel"):
+        return Path(".")
+    from picksel.cli import DESCRIPTION
+
+    sys.stderr.write(f"usage: {PROG} [ALBUM] | {PROG} COMMAND ...\n\n{DESCRIPTION}\n")
+    raise UsageError(
+        f"no album here ({os.getcwd()} has no .picksel folder): give the ALBUM "
+        "folder, e.g. `picksel ~/photos/album`, or see `picksel --help`"
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
