@@ -46,6 +46,11 @@ def printable(text: object) -> str:
     return _UNSAFE.sub(_escape, str(text))
 
 
+def printable_lines(text: str) -> str:
+    """``printable`` for multi-line text (a caption file): line breaks stay line breaks."""
+    return "\n".join(printable(line) for line in text.split("\n"))
+
+
 def is_printable(text: str) -> bool:
     """True when ``printable(text) == text``."""
     return _UNSAFE.search(text) is None

@@ -335,3 +335,88 @@ def test_bare_picksel_in_an_album_opens_it(
         (hostile.resolve(), "auto"),
     ]
     assert capsys.readouterr().err == ""
+
+
+# --------------------------------------------------------------------------- the TUI
+
+
+RAW = ("\x1b]0;", "\x1b[2J", "\x07", "\x9b")  # what a name must never send to the terminal
+
+
+def terminal_output(app) -> str:
+    """Everything the app would write to the terminal for a full redraw of the screen."""
+    update = app.screen._compositor.render_update(full=True)
+    return update.render_segments(app.console)
+
+
+def assert_harmless(app) -> str:
+    seq = terminal_output(app)
+    for raw in RAW:
+        assert raw not in seq, (raw, app.screen)
+    assert not any(0xD800 <= ord(ch) <= 0xDFFF for ch in seq)  # encodable for the terminal
+    return seq
+
+
+async def test_tui_shows_hostile_names_escaped_everywhere(hostile: Path, tmp_path: Path) -> None:
+    from textual import events
+    from tui_app_helpers import index_album, settle
+
+    from picksel.tui.app import PickselApp
+    from picksel.tui.screens.export import ExportScreen
+    from picksel.tui.screens.preview import PreviewScreen
+    from picksel.tui.widgets.findbar import FindBar
+    from picksel.tui.widgets.preview import ImagePreview
+    from picksel.tui.widgets.thumblist import ThumbList
+
+    index_album(hostile)
+    app = PickselApp(hostile, graphics="text", seed=3, compute_umap=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        seq = assert_harmless(app)
+        for rel in (TITLE, CLEAR, BAD_UTF8):  # the list rows show the escaped names
+            assert shown(rel) in seq
+        assert "caf\\xe9" in seq  # the Latin-1 folder, on the row's second line
+        thumbs = app.query_one(ThumbList)
+        # Walk the list to the title-changing name: the preview caption shows it escaped.
+        target = os.fsdecode(TITLE)
+        for _ in range(len(app.curator.paths)):
+            if app.current_row is not None and app.curator.paths[app.current_row] == target:
+                break
+            await pilot.press("down")
+            await settle(app, pilot)
+        assert app.curator.paths[app.current_row] == target
+        await pilot.pause(0.3)
+        assert app.query_one("#preview", ImagePreview).caption == shown(TITLE)
+        assert_harmless(app)
+        await pilot.press("enter")  # the large preview: title and facts
+        await settle(app, pilot)
+        assert isinstance(app.screen, PreviewScreen)
+        assert shown(TITLE) in assert_harmless(app)
+        await pilot.press("escape")
+        await settle(app, pilot)
+        # A notification naming a file (any code path may do it) and the title.
+        app.notify(f"excluded {target}", title=os.fsdecode(CLEAR))
+        app.title = f"picksel — {target}"
+        await pilot.pause(0.2)
+        assert shown(TITLE) in assert_harmless(app)
+        # The find bar: a pasted escape sequence is shown (and matched) as the list shows it.
+        await pilot.press("slash")
+        find = app.query_one(FindBar)
+        find.post_message(events.Paste("\x1b[2J"))
+        await pilot.pause(0.2)
+        assert find.value == "\\x1b[2J"
+        await settle(app, pilot)
+        assert [app.curator.paths[int(r)] for r in thumbs._order] == [os.fsdecode(CLEAR)]
+        assert_harmless(app)
+        # The export dialog's folder tree lists hostile folder names (and markup-like ones).
+        exports = tmp_path / "exports"
+        for name in (b"\x1b]0;pwned\x07dir", b"[bold]odd", b"bytes\xff"):
+            os.makedirs(os.path.join(os.fsencode(str(exports)), name))
+        await app.push_screen(ExportScreen(hostile, [target], str(exports / "new")))
+        await settle(app, pilot)
+        for _ in range(50):  # the tree reads the folder in its own worker
+            await pilot.pause(0.1)
+            if "odd" in terminal_output(app):
+                break
+        seq = assert_harmless(app)
+        assert "\\x1b]0;pwned\\x07dir" in seq and "[bold]odd" in seq and "bytes\\xff" in seq

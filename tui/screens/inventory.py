@@ -18,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
 from picksel.errors import PickselError
+from picksel.tui.safetext import safe_text
 from picksel.tui.screens.confirm import ConfirmScreen
 
 
@@ -78,7 +79,7 @@ class InventoryScreen(ModalScreen[str | None]):
             self.action_close()
 
     def _message(self, text: Text | str) -> None:
-        self.query_one("#inv-message", Static).update(text)
+        self.query_one("#inv-message", Static).update(safe_text(text))
 
     def write(self) -> None:
         raw = self.query_one("#inv-path", Input).value.strip()
