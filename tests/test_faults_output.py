@@ -420,3 +420,18 @@ async def test_tui_shows_hostile_names_escaped_everywhere(hostile: Path, tmp_pat
                 break
         seq = assert_harmless(app)
         assert "\\x1b]0;pwned\\x07dir" in seq and "[bold]odd" in seq and "bytes\\xff" in seq
+
+
+def test_a_photomap_model_id_with_escapes_is_printed_harmlessly(tmp_path: Path) -> None:
+    from index_helpers import unit_rows, write_photomap
+
+    album = tmp_path / "album"
+    files = []
+    for i in range(3):
+        _save(os.fsencode(str(album)), f"p{i}.png".encode(), _digit(i))
+        files.append(album / f"p{i}.png")
+    model = "\x1b]0;pwned\x07evil-model\x1b[2J"
+    write_photomap(album, files, unit_rows(3, 8), model_id=model)
+    out, err = clean(picksel("index", album))
+    assert f"with {printable(model)} in " in out
+    assert printable(model) in err  # "using PhotoMapAI index … (model …)"

@@ -107,7 +107,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with progress_bar("Indexing") as progress:
         index, report = build_index(args.dir, progress=progress)
-    print(
+    say(
         f"indexed {len(index)} images with {index.encoder} in {time.perf_counter() - start:.1f} s "
         f"({report.added} new, {report.updated} changed, {report.removed} removed)"
     )
@@ -135,7 +135,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     for line in report.messages:
         say(line, file=sys.stderr)
-    print(
+    say(
         f"{len(index)} images indexed with {index.encoder} in {elapsed:.1f} s: "
         f"{report.added} new, {report.updated} changed, {report.removed} removed, "
         f"{report.unchanged} unchanged"
@@ -147,5 +147,5 @@ def cmd_index(args: argparse.Namespace) -> int:
 
         with progress_bar("UMAP map") as progress:
             data = ensure_map(index, state_dir(album, args.state_dir), progress=progress)
-        print(f"2-D map ready ({data.kind})")
+        say(f"2-D map ready ({data.kind})")
     return 0

@@ -53,7 +53,7 @@ def _toggle_paths(args: argparse.Namespace, attr: str, verb: str) -> int:
         n = len(current)
         current.clear()
         save_state(sdir, state)
-        print(f"cleared {n} {verb}")
+        say(f"cleared {n} {verb}")
         return 0
     if getattr(args, "threshold", None) is not None:
         from picksel.state import exclude_at_or_above
@@ -61,7 +61,7 @@ def _toggle_paths(args: argparse.Namespace, attr: str, verb: str) -> int:
         require_selection(state, album)
         n = exclude_at_or_above(state, args.threshold)
         save_state(sdir, state)
-        print(f"excluded {n} new image(s) at or above {args.threshold}% ({len(state.excluded)} in all)")
+        say(f"excluded {n} new image(s) at or above {args.threshold}% ({len(state.excluded)} in all)")
         return 0
     if not args.paths:
         raise UsageError(f"picksel {args.command}: give PATHs, or --clear / --list")
@@ -72,7 +72,7 @@ def _toggle_paths(args: argparse.Namespace, attr: str, verb: str) -> int:
     changed = mark(state, rels, not args.remove)
     save_state(sdir, state)
     action = "removed" if args.remove else "added"
-    print(f"{action} {changed} {verb} ({len(current)} in all)")
+    say(f"{action} {changed} {verb} ({len(current)} in all)")
     return 0
 
 

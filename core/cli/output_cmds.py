@@ -99,7 +99,7 @@ def cmd_favorites(args: argparse.Namespace) -> int:
         require_selection(state, album)
         n = set_favorites(state)
         save_state(sdir, state)
-        print(f"favorites replaced with the selection: {n} images", file=sys.stderr)
+        say(f"favorites replaced with the selection: {n} images", file=sys.stderr)
     if args.json:
         emit_json(state.favorites)
     else:

@@ -113,14 +113,14 @@ def cmd_select(args: argparse.Namespace) -> int:
     width = max(map(len, shown), default=4)
     for name, s in zip(shown, selected, strict=True):
         say(f"{name:<{width}}  {s['votes']:>3}/{iterations}  {s['frequency']:5.1f}%  {s['tier']}")
-    print(
+    say(
         f"{len(selected)} of {count} selected by {method} over {iterations} iterations "
         f"(seed {result.seed}): {tier_counts['core']} core, {tier_counts['stable']} stable, "
         f"{tier_counts['variable']} variable; {int(excluded.sum())} excluded",
         file=sys.stderr,
     )
     if args.exclude_threshold is not None:
-        print(
+        say(
             f"excluded {newly} new image(s) with frequency >= {args.exclude_threshold}% "
             f"({len(state.excluded)} excluded in all)",
             file=sys.stderr,
