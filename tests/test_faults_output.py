@@ -435,3 +435,27 @@ def test_a_photomap_model_id_with_escapes_is_printed_harmlessly(tmp_path: Path) 
     out, err = clean(picksel("index", album))
     assert f"with {printable(model)} in " in out
     assert printable(model) in err  # "using PhotoMapAI index … (model …)"
+
+
+def test_progress_messages_naming_files_are_harmless_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`picksel export` on a terminal shows each file name in its progress bar."""
+    import io
+
+    from picksel.cli.common import progress_bar
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    with progress_bar("Exporting") as update:
+        update(1, 2, os.fsdecode(b"\x1b]0;pwned\x07[bold]x\xff.png"))
+        update(1, 2, os.fsdecode(b"\x1b]0;pwned\x07[bold]x\xff.png"))
+    shown_text = tty.getvalue()
+    assert "Exporting" in shown_text  # the bar did draw
+    assert "\x1b]0;" not in shown_text and "\x07" not in shown_text
+    assert "\\x1b]0;pwned\\x07[bold]x\\xff.png" in shown_text

@@ -109,6 +109,7 @@ def progress_bar(description: str) -> Iterator[ProgressFn]:
         yield lambda done, total, message="": None
         return
     from rich.console import Console
+    from rich.markup import escape as escape_markup
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -123,7 +124,9 @@ def progress_bar(description: str) -> Iterator[ProgressFn]:
         task = bar.add_task(description, total=None, message="")
 
         def update(done: int, total: int, message: str = "") -> None:
-            bar.update(task, completed=done, total=total or None, message=message)
+            # The message may name a file: no raw controls, and not rich markup either.
+            safe = escape_markup(printable(message))
+            bar.update(task, completed=done, total=total or None, message=safe)
 
         yield update
 
