@@ -80,7 +80,7 @@ def _album_here() -> Path:
     """The current folder when it is an album (has .picksel); a bare ``picksel`` anywhere
     else must not start indexing, say, a whole home folder."""
     if os.path.isdir(".picksel"):
-        return Path(".")
+        return Path.cwd()  # not ".": the title shows the album's name
     from picksel.cli import DESCRIPTION
 
     sys.stderr.write(f"usage: {PROG} [ALBUM] | {PROG} COMMAND ...\n\n{DESCRIPTION}\n")
