@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -28,6 +29,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from picksel.errors import Cancelled, IndexCorrupt, IndexMissing, PickselError, UsageError
+from picksel.textsafe import printable
 from picksel.tui.controller import (
     METHOD_LABELS,
     Curator,
@@ -148,6 +150,20 @@ class PickselApp(App[int]):
             yield CuratorSidebar(id="sidebar")
         yield Footer()
 
+    # ------------------------------------------------------------------ names on screen
+    # File names are data: a name holding ESC sequences must not retitle or clear the
+    # terminal, nor a "[/]" in it break markup. Titles and notifications are the places
+    # any code can put a name, so they are made safe here, once.
+
+    def validate_title(self, title: str) -> str:
+        return printable(title)
+
+    def validate_sub_title(self, sub_title: str) -> str:
+        return printable(sub_title)
+
+    def notify(self, message: str, *, title: str = "", markup: bool = False, **kw) -> None:  # type: ignore[override]
+        super().notify(printable(message), title=printable(title), markup=markup, **kw)
+
     def main_query(self, selector: str, expect_type=None):
         """Query the main screen even while a dialog is on top."""
         if not self.screen_stack:  # shutting down
@@ -186,7 +202,7 @@ class PickselApp(App[int]):
     def banner(self, text: str) -> None:
         """A persistent message above the list (no index, empty album...)."""
         b = self.main_query("#banner", Static)
-        b.update(text)
+        b.update(Text(printable(text)))
         b.display = bool(text)
 
     # ------------------------------------------------------------------ opening

@@ -9,8 +9,9 @@ from picksel.cli.common import (
     load_or_build_index,
     open_state,
     positive_int,
-    rel_path,
+    rel_paths,
     require_selection,
+    say,
 )
 from picksel.errors import UsageError
 
@@ -19,6 +20,7 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
     sp = album_cmd("exclude", "exclude images from selections and exports",
                    "PATHs are relative to the album (or any path to a file inside it).")
     sp.add_argument("paths", metavar="PATH", nargs="*", type=str)
+    sp.intermixed = True  # type: ignore[attr-defined]
     grp = sp.add_mutually_exclusive_group()
     grp.add_argument("--clear", action="store_true", help="remove every exclusion")
     grp.add_argument("--remove", action="store_true", help="include PATHs again")
@@ -30,6 +32,7 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
 
     sp = album_cmd("pin", "pin images: FPS starts from them and always keeps them", "")
     sp.add_argument("paths", metavar="PATH", nargs="*", type=str)
+    sp.intermixed = True  # type: ignore[attr-defined]
     grp = sp.add_mutually_exclusive_group()
     grp.add_argument("--clear", action="store_true", help="remove every pin")
     grp.add_argument("--remove", action="store_true", help="unpin PATHs")
@@ -44,13 +47,13 @@ def _toggle_paths(args: argparse.Namespace, attr: str, verb: str) -> int:
     current: set[str] = getattr(state, attr)
     if args.list:
         for rel in sorted(current):
-            print(rel)
+            say(rel)
         return 0
     if args.clear:
         n = len(current)
         current.clear()
         save_state(sdir, state)
-        print(f"cleared {n} {verb}")
+        say(f"cleared {n} {verb}")
         return 0
     if getattr(args, "threshold", None) is not None:
         from picksel.state import exclude_at_or_above
@@ -58,18 +61,18 @@ def _toggle_paths(args: argparse.Namespace, attr: str, verb: str) -> int:
         require_selection(state, album)
         n = exclude_at_or_above(state, args.threshold)
         save_state(sdir, state)
-        print(f"excluded {n} new image(s) at or above {args.threshold}% ({len(state.excluded)} in all)")
+        say(f"excluded {n} new image(s) at or above {args.threshold}% ({len(state.excluded)} in all)")
         return 0
     if not args.paths:
         raise UsageError(f"picksel {args.command}: give PATHs, or --clear / --list")
     index = load_or_build_index(album, args.state_dir)
-    known = set(index.paths)
-    rels = [rel_path(album, p, known) for p in args.paths]
+    known = set(index.paths) | (current if args.remove else set())  # a stale one can go
+    rels = rel_paths(album, args.paths, known)
     mark = set_pinned if attr == "pins" else set_excluded
     changed = mark(state, rels, not args.remove)
     save_state(sdir, state)
     action = "removed" if args.remove else "added"
-    print(f"{action} {changed} {verb} ({len(current)} in all)")
+    say(f"{action} {changed} {verb} ({len(current)} in all)")
     return 0
 
 

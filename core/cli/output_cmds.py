@@ -4,17 +4,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from picksel.cli.common import (
     AlbumCmd,
+    emit_json,
     err,
     load_index_or_none,
     open_state,
     progress_bar,
     require_selection,
+    say,
 )
 
 
@@ -83,7 +84,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     state.export_path = str(Path(args.dest).resolve())
     save_state(sdir, state)
     if args.json:
-        json.dump(
+        emit_json(
             {
                 "dest": str(report.dest),
                 "copied": len(report.copied),
@@ -96,18 +97,14 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "replaced_to": str(report.replaced_to) if report.replaced_to else None,
                 "skipped": [[str(p), r] for p, r in report.skipped],
                 "errors": [[str(p), r] for p, r in report.errors],
-            },
-            sys.stdout,
-            ensure_ascii=False,
-            indent=1,
+            }
         )
-        sys.stdout.write("\n")
     else:
         for path, reason in report.skipped:
-            print(f"picksel: skipped {path}: {reason}", file=sys.stderr)
+            err(f"skipped {path}: {reason}")
         for path, reason in report.errors:
-            print(f"picksel: cannot export {path}: {reason}", file=sys.stderr)
-        print(report.summary())
+            err(f"cannot export {path}: {reason}")
+        say(report.summary())
     return 1 if report.errors else 0
 
 
@@ -123,10 +120,8 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         err(left_out_line(left_out))
     n = write_inventory(args.file, rows, csv=args.csv, overwrite=args.force, raw=args.raw)
     included = sum(1 for r in rows if r.status == "Included")
-    print(f"inventory written to {args.file}: {included} included, {n - included} excluded")
+    say(f"inventory written to {args.file}: {included} included, {n - included} excluded")
     return 0
-
-
 
 
 def cmd_favorites(args: argparse.Namespace) -> int:
@@ -137,11 +132,10 @@ def cmd_favorites(args: argparse.Namespace) -> int:
         require_selection(state, album)
         n = set_favorites(state)
         save_state(sdir, state)
-        print(f"favorites replaced with the selection: {n} images", file=sys.stderr)
+        say(f"favorites replaced with the selection: {n} images", file=sys.stderr)
     if args.json:
-        json.dump(state.favorites, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        emit_json(state.favorites)
     else:
         for rel in state.favorites:
-            print(rel)
+            say(rel)
     return 0
