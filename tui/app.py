@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -29,6 +30,7 @@ from textual.widgets import Footer, Header, Input, Static
 
 from picksel.errors import Cancelled, IndexCorrupt, IndexMissing, PickselError, UsageError
 from picksel.statelock import StateBusy
+from picksel.textsafe import printable
 from picksel.tui.controller import (
     METHOD_LABELS,
     Curator,
@@ -151,6 +153,20 @@ class PickselApp(App[int]):
             yield CuratorSidebar(id="sidebar")
         yield Footer()
 
+    # ------------------------------------------------------------------ names on screen
+    # File names are data: a name holding ESC sequences must not retitle or clear the
+    # terminal, nor a "[/]" in it break markup. Titles and notifications are the places
+    # any code can put a name, so they are made safe here, once.
+
+    def validate_title(self, title: str) -> str:
+        return printable(title)
+
+    def validate_sub_title(self, sub_title: str) -> str:
+        return printable(sub_title)
+
+    def notify(self, message: str, *, title: str = "", markup: bool = False, **kw) -> None:  # type: ignore[override]
+        super().notify(printable(message), title=printable(title), markup=markup, **kw)
+
     def main_query(self, selector: str, expect_type=None):
         """Query the main screen even while a dialog is on top."""
         if not self.screen_stack:  # shutting down
@@ -189,7 +205,7 @@ class PickselApp(App[int]):
     def banner(self, text: str) -> None:
         """A persistent message above the list (no index, empty album...)."""
         b = self.main_query("#banner", Static)
-        b.update(text)
+        b.update(Text(printable(text)))
         b.display = bool(text)
 
     # ------------------------------------------------------------------ opening
@@ -764,7 +780,9 @@ class PickselApp(App[int]):
         if not rels:
             self.notify("Nothing to export: run a selection first (s).", severity="warning")
             return
-        self.push_screen(ExportScreen(c.album, rels, default_export_path(c)), self._exported)
+        self.push_screen(
+            ExportScreen(c.album, rels, default_export_path(c), indexed=c.paths), self._exported
+        )
 
     def _exported(self, report) -> None:
         if report is not None and self.curator is not None:

@@ -11,8 +11,9 @@ from picksel.cli.common import (
     load_or_build_index,
     open_state,
     positive_int,
-    rel_path,
+    rel_paths,
     require_selection,
+    say,
 )
 from picksel.errors import PickselError, UsageError
 
@@ -21,6 +22,7 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
     sp = album_cmd("exclude", "exclude images from selections and exports",
                    "PATHs are relative to the album (or any path to a file inside it).")
     sp.add_argument("paths", metavar="PATH", nargs="*", type=str)
+    sp.intermixed = True  # type: ignore[attr-defined]
     grp = sp.add_mutually_exclusive_group()
     grp.add_argument("--clear", action="store_true", help="remove every exclusion")
     grp.add_argument("--remove", action="store_true", help="include PATHs again")
@@ -32,6 +34,7 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
 
     sp = album_cmd("pin", "pin images: FPS starts from them and always keeps them", "")
     sp.add_argument("paths", metavar="PATH", nargs="*", type=str)
+    sp.intermixed = True  # type: ignore[attr-defined]
     grp = sp.add_mutually_exclusive_group()
     grp.add_argument("--clear", action="store_true", help="remove every pin")
     grp.add_argument("--remove", action="store_true", help="unpin PATHs")
@@ -51,33 +54,34 @@ def _toggle_paths(args: argparse.Namespace, attr: str, verb: str) -> int:
     album, sdir, state = open_state(args)
     if args.list:
         for rel in sorted(getattr(state, attr)):
-            print(rel)
+            say(rel)
         return 0
     action = f"{args.command} --clear"
     if args.clear:
         with editing(sdir, action) as state:
-            current: set[str] = getattr(state, attr)
-            n = len(current)
-            current.clear()
-        print(f"cleared {n} {verb}")
+            marks: set[str] = getattr(state, attr)
+            n = len(marks)
+            marks.clear()
+        say(f"cleared {n} {verb}")
         return 0
     if getattr(args, "threshold", None) is not None:
         require_selection(state, album)
         with editing(sdir, f"exclude --threshold {args.threshold}") as state:
             require_selection(state, album)
             n = exclude_at_or_above(state, args.threshold)
-        print(f"excluded {n} new image(s) at or above {args.threshold}% ({len(state.excluded)} in all)")
+        say(f"excluded {n} new image(s) at or above {args.threshold}% ({len(state.excluded)} in all)")
         return 0
     if not args.paths:
         raise UsageError(f"picksel {args.command}: give PATHs, or --clear / --list")
     index = load_or_build_index(album, args.state_dir)
-    known = set(index.paths)
-    rels = [rel_path(album, p, known) for p in args.paths]
+    stale_ok = set(getattr(state, attr)) if args.remove else set()  # a stale one can go
+    known = set(index.paths) | stale_ok
+    rels = rel_paths(album, args.paths, known)
     mark = set_pinned if attr == "pins" else set_excluded
     with editing(sdir, f"{args.command}{' --remove' if args.remove else ''}") as state:
         changed = mark(state, rels, not args.remove)
     action = "removed" if args.remove else "added"
-    print(f"{action} {changed} {verb} ({len(getattr(state, attr))} in all)")
+    say(f"{action} {changed} {verb} ({len(getattr(state, attr))} in all)")
     return 0
 
 
@@ -105,5 +109,5 @@ def cmd_undo(args: argparse.Namespace) -> int:
         done = undo_last(sdir, state, lambda: save_state(sdir, state))
     if done is None:
         raise PickselError("nothing to undo")
-    print(done.message())
+    say(done.message())
     return 0

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from picksel.cli.common import (
     AlbumCmd,
     editing,
+    emit_json,
     load_or_build_index,
     open_state,
     positive_int,
     progress_bar,
+    say,
 )
 from picksel.errors import PickselError
+from picksel.textsafe import printable
 
 
 def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
@@ -109,21 +111,21 @@ def cmd_select(args: argparse.Namespace) -> int:
         }
         if args.exclude_threshold is not None:
             payload["newly_excluded"] = newly
-        json.dump(payload, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        emit_json(payload)
         return 0
     tier_counts = {t: sum(1 for s in selected if s["tier"] == t) for t in ("core", "stable", "variable")}
-    width = max((len(s["path"]) for s in selected), default=4)
-    for s in selected:
-        print(f"{s['path']:<{width}}  {s['votes']:>3}/{iterations}  {s['frequency']:5.1f}%  {s['tier']}")
-    print(
+    shown = [printable(s["path"]) for s in selected]
+    width = max(map(len, shown), default=4)
+    for name, s in zip(shown, selected, strict=True):
+        say(f"{name:<{width}}  {s['votes']:>3}/{iterations}  {s['frequency']:5.1f}%  {s['tier']}")
+    say(
         f"{len(selected)} of {count} selected by {method} over {iterations} iterations "
         f"(seed {result.seed}): {tier_counts['core']} core, {tier_counts['stable']} stable, "
         f"{tier_counts['variable']} variable; {int(excluded.sum())} excluded",
         file=sys.stderr,
     )
     if args.exclude_threshold is not None:
-        print(
+        say(
             f"excluded {newly} new image(s) with frequency >= {args.exclude_threshold}% "
             f"({len(state.excluded)} excluded in all)",
             file=sys.stderr,
