@@ -25,6 +25,7 @@ from pathlib import Path
 from picksel import state as st
 from picksel import undo
 from picksel.errors import PickselError
+from picksel.fsutil import sweep_temps, temp_pattern
 from picksel.state import AlbumState, load_state, state_path
 
 LOCK_FILENAME = "lock"
@@ -35,6 +36,7 @@ TUI_WAIT = 1.5
 WAIT_NOTE_AFTER = 0.5
 
 Warn = Callable[[str], None]
+_OUR_TEMPS = temp_pattern(r"state\.json|undo\.json")
 
 _warned: set[str] = set()
 
@@ -168,6 +170,7 @@ def commit(
     whose undo changes nothing, never a change that cannot be undone."""
     if not force and not undo.differs(before, state):
         return False
+    sweep_temps(Path(state_dir), _OUR_TEMPS)  # left by writers killed mid-save
     if action is not None:
         entry = undo.entry_for(before, state, action)
         if entry is not None:

@@ -369,3 +369,15 @@ async def test_the_curator_says_so_when_another_picksel_holds_the_lock(album: Pa
         await pilot.press("x")  # free again: works, and keeps what the other one did
         await pilot.pause()
         assert {app.curator.rel(row), other} <= load_state(album / ".picksel")[0].excluded
+
+
+def test_temps_of_a_writer_killed_mid_save_are_swept_by_the_next_one(album: Path) -> None:
+    sdir = album / ".picksel"
+    dead = [sdir / ".state.json.k1ll3d_x.tmp", sdir / ".undo.json.abc_1234.tmp"]
+    for path in dead:
+        path.write_text('{"half": ')
+    foreign = sdir / ".notes.txt.abcdefgh.tmp"  # not one of ours: left alone
+    foreign.write_text("x")
+    assert cli("exclude", album, images(album)[0]).returncode == 0
+    assert not any(p.exists() for p in dead)
+    assert foreign.exists()
