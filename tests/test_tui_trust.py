@@ -312,3 +312,76 @@ async def test_preview_steps_through_the_visible_list_and_acts_on_the_shown_imag
         await pilot.pause()
         # the list and the map followed the preview
         assert app.current_row == listed[-1] == app.map_view.cursor_row
+
+
+# ---------------------------------------------------------------- 7. small terminals
+
+NEEDED = ("#method", "#count", "#iterations", "#run", "#status", "#legend")
+
+
+def hidden_needs(app) -> list[str]:
+    """The controls needed to work that are not wholly inside the sidebar's visible area."""
+    area = app.sidebar.content_region
+    out = []
+    for selector in NEEDED:
+        region = app.query_one(selector).region
+        if region.area == 0 or area.intersection(region) != region:
+            out.append(selector)
+    legend = str(app.query_one("#legend").render())
+    if app.query_one("#legend").region.height < 4 or legend.count("●") != 4:
+        out.append("#legend rows")
+    return out
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)])
+async def test_small_terminals_keep_what_is_needed_on_screen(album: Path, size) -> None:
+    app = make_app(album)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        await pilot.pause()
+        assert hidden_needs(app) == []
+        await run_selection(app, pilot, count=6, iterations=10)
+        app.sidebar.scroll_home(animate=False)
+        await pilot.pause()
+        assert hidden_needs(app) == []
+        set_field(app, "count", "500")  # a note under Count takes a line too
+        await pilot.pause()
+        assert app.query_one("#count-error").display
+        assert hidden_needs(app) == []
+
+
+# ---------------------------------------------------------------- 12. count above the album
+
+
+async def test_count_above_the_album_says_so_and_keeps_a_sensible_number(album: Path) -> None:
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        n = app.curator.n
+        app.thumbs.focus()
+        await pilot.press("x")  # one excluded: one image fewer to pick from
+        await pilot.pause()
+        count = app.query_one("#count", Input)
+        count.focus()
+        await pilot.press("end", *["backspace"] * 5, *"99999999")
+        await pilot.pause()
+        assert count.value == "99999999"  # not silently cut to 9999999
+        assert label(app, "#count-error") == f"only {n - 1:,} images available"
+        await pilot.press("enter")  # runs with what there is
+        await settle(app, pilot)
+        state = saved_state(app)
+        assert state.selection.count == n - 1 and state.settings.count == n - 1
+        assert count.value == str(n - 1)
+
+
+def test_cli_count_above_the_album_says_so_and_saves_what_applies(album: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "picksel", "select", str(album), "--count", "5000",
+         "--iterations", "2", "--seed", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    n = len(st.load_state(album / ".picksel")[0].selection.consensus)
+    assert f"only {n:,} images available (asked for 5,000)" in done.stderr
+    assert f"{n} of {n} selected" in done.stderr and "of 5000" not in done.stderr
+    assert st.load_state(album / ".picksel")[0].settings.count == n

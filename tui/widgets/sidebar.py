@@ -193,6 +193,7 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
     def on_mount(self) -> None:
         self.border_title = "Curator"
         self.query_one("#progress", ProgressBar).display = False
+        self.show_note("")
         for name in ("count", "iterations", "threshold"):
             self._error(name, "")
 
@@ -356,7 +357,7 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
             bar.display = True
             button.label = "Cancel  esc"
             button.variant = "warning"
-            self.query_one("#progress-label", Static).update("Starting…")
+            self.show_note("Starting…")
         else:
             bar.display = False
             button.label = "Select  s"
@@ -364,11 +365,14 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
 
     def show_progress(self, done: int, total: int) -> None:
         self.query_one("#progress", ProgressBar).update(total=max(total, 1), progress=done)
-        self.query_one("#progress-label", Static).update(f"Iteration {done}/{total}")
+        self.show_note(f"Iteration {done}/{total}")
 
     def show_note(self, text: str) -> None:
-        """One line under the progress bar (last run's outcome)."""
-        self.query_one("#progress-label", Static).update(text)
+        """One line under the progress bar (last run's outcome); none takes no row, which
+        an 80×24 sidebar needs for the legend."""
+        label = self.query_one("#progress-label", Static)
+        label.update(text)
+        label.display = bool(text)
 
     # ------------------------------------------------------------------ keyboard
 
