@@ -385,3 +385,73 @@ def test_cli_count_above_the_album_says_so_and_saves_what_applies(album: Path) -
     assert f"only {n:,} images available (asked for 5,000)" in done.stderr
     assert f"{n} of {n} selected" in done.stderr and "of 5000" not in done.stderr
     assert st.load_state(album / ".picksel")[0].settings.count == n
+
+
+# ---------------------------------------------------------------- 9. graphics modes
+
+
+async def test_graphics_messages_say_what_each_mode_does_here(album: Path, monkeypatch) -> None:
+    """The test terminal reports no pixel graphics (like tmux): forcing sixel or kitty
+    warns, and auto's message names what the map header shows."""
+    monkeypatch.setenv("TMUX", "/tmp/tmux-0/default,1,0")
+    app = PickselApp(album, graphics="auto", seed=3, compute_umap=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        seen = []
+        for _ in range(5):  # auto → sixel → kitty → half-cell → text → auto
+            app.clear_notifications()
+            await pilot.press("g")
+            await pilot.pause()
+            (note,) = list(app._notifications)
+            header = app.map_view._build_label(110).text
+            seen.append((app.map_view.graphics.value, note.severity, note.message, header))
+        by_mode = {mode: (sev, msg, head) for mode, sev, msg, head in seen}
+        for forced in ("sixel", "kitty"):
+            sev, msg, head = by_mode[forced]
+            assert sev == "warning" and "did not report" in msg and "tmux" in msg
+            assert f"{forced}?" in head  # the header flags it too
+        sev, msg, head = by_mode["auto"]
+        assert sev == "information" and "map draws braille" in msg and "braille" in head
+        assert "no pixel graphics" in msg
+        sev, msg, _ = by_mode["halfcell"]
+        assert sev == "information" and "map draws half-cell" in msg
+
+
+# ---------------------------------------------------------------- 10. footer in a field
+
+
+async def test_footer_inside_a_field_says_what_enter_and_escape_do(album: Path) -> None:
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        for field, run in (("count", "run"), ("iterations", "run"), ("threshold", "exclude ≥ T")):
+            app.query_one(f"#{field}", Input).focus()
+            await pilot.pause()
+            shown = {b.key: b.description for _ns, b, enabled, _tip
+                     in app.screen.active_bindings.values() if b.show and enabled}
+            assert shown.get("enter") == run and shown.get("escape") == "back", (field, shown)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.focused is app.thumbs
+
+
+# ---------------------------------------------------------------- 11. notifications
+
+
+async def test_notifications_do_not_stack_over_the_list_and_sidebar(album: Path) -> None:
+    app = make_app(album)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(app, pilot)
+        app.thumbs.focus()
+        for _ in range(3):  # three quick changes: three messages
+            await pilot.press("x", "down")
+        await pilot.pause(0.3)
+        infos = [n for n in app._notifications if n.severity == "information"]
+        assert len(infos) == 1 and infos[0].message.startswith("Excluded ")
+        assert infos[0].timeout <= 3
+        toasts = list(app.screen.query("Toast"))
+        assert len(toasts) == 1
+        region = toasts[0].region
+        assert region.height <= 2  # one line (plus a title line at most)
+        for pane in (app.thumbs, app.sidebar):
+            assert not region.overlaps(pane.region), pane

@@ -14,6 +14,7 @@ only possible before Textual owns the terminal, so the probe happens in ``run_ap
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -43,6 +44,7 @@ from picksel.tui.messages import (
 )
 from picksel.tui.widgets.findbar import FindBar
 from picksel.tui.widgets.graphics import GraphicsMode, prepare_terminal
+from picksel.tui.widgets.graphics import describe as describe_graphics
 from picksel.tui.widgets.preview import ImagePreview
 from picksel.tui.widgets.scatter import MapView
 from picksel.tui.widgets.sidebar import CuratorSidebar
@@ -257,6 +259,19 @@ class PickselApp(App[int]):
                 self.current_row = first
         self.thumbs.focus()
 
+    NOTIFICATION_TIMEOUT = 3.0
+    """Seconds an information toast stays; warnings and errors pass their own."""
+
+    def notify(self, message: str, *, title: str = "", severity="information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """One information toast at a time: the newest replaces the last instead of
+        stacking over the list and the sidebar (warnings and errors stay until their
+        own timeout)."""
+        if severity == "information":
+            for old in [n for n in self._notifications if n.severity == "information"]:
+                self._unnotify(old, refresh=False)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     STATE_POLL = 2.0
     """Seconds between checks whether another picksel changed state.json."""
 
@@ -468,7 +483,8 @@ class PickselApp(App[int]):
         for widget in (self.thumbs, self.main_query("#preview")):
             if hasattr(widget, "set_graphics"):
                 widget.set_graphics(msg.mode)
-        self.notify(f"graphics: {msg.mode.label} (map draws {msg.effective.label})")
+        text, warn = describe_graphics(msg.mode, msg.effective, in_tmux=bool(os.environ.get("TMUX")))
+        self.notify(text, severity="warning" if warn else "information", timeout=6 if warn else None)
 
     def _schedule_preview(self) -> None:
         if self._preview_timer is not None:
