@@ -72,7 +72,7 @@ def vote_chart(freqs: np.ndarray, *, bins: int = 10, height: int = 3, bar: int =
 def chart_title(voted: int, iterations: int, tallest: int) -> Text:
     """What the chart shows and its scale, in lines short enough for a narrow sidebar."""
     return Text(
-        f"{voted:,} voted in {iterations} runs\nimages by % of runs (top {tallest:,})\n",
+        f"{voted:,} voted in {iterations} runs\nbars: images, max {tallest:,}\n",
         style="dim",
     )
 
