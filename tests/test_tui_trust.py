@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.widgets import Button, Input
 from tui_app_helpers import index_album, saved_state, set_field, settle
 
@@ -443,9 +444,13 @@ async def test_notifications_do_not_stack_over_the_list_and_sidebar(album: Path)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await settle(app, pilot)
         app.thumbs.focus()
-        for _ in range(3):  # three quick changes: three messages
-            await pilot.press("x", "down")
+        await pilot.pause()
+        # three changes from keys arriving in one burst (a fast typist, a paste): three
+        # messages, posted before any of them is shown
+        for key in "xjxjx":
+            app.post_message(events.Key(key, key))
         await pilot.pause(0.3)
+        assert len(saved_state(app).excluded) == 3
         infos = [n for n in app._notifications if n.severity == "information"]
         assert len(infos) == 1 and infos[0].message.startswith("Excluded ")
         assert infos[0].timeout <= 3

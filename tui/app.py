@@ -262,15 +262,16 @@ class PickselApp(App[int]):
     NOTIFICATION_TIMEOUT = 3.0
     """Seconds an information toast stays; warnings and errors pass their own."""
 
-    def notify(self, message: str, *, title: str = "", severity="information",
-               timeout: float | None = None, markup: bool = True) -> None:
+    def on_notify(self, event) -> None:
         """One information toast at a time: the newest replaces the last instead of
-        stacking over the list and the sidebar (warnings and errors stay until their
-        own timeout)."""
-        if severity == "information":
-            for old in [n for n in self._notifications if n.severity == "information"]:
-                self._unnotify(old, refresh=False)
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        stacking over the list and the sidebar (warnings and errors stay until their own
+        timeout). Runs after Textual added the new one; ``notify`` only posts it, so keys
+        arriving in one burst are handled here, not there."""
+        new = event.notification
+        if new.severity != "information":
+            return
+        for old in [n for n in self._notifications if n.severity == "information" and n is not new]:
+            self._unnotify(old)
 
     STATE_POLL = 2.0
     """Seconds between checks whether another picksel changed state.json."""

@@ -172,10 +172,10 @@ def describe(mode: GraphicsMode | str, map_draws: GraphicsMode, *, in_tmux: bool
         found, "no pixel graphics"
     )
     if unreported(mode):
-        where = " (tmux passes no image protocol by default)" if in_tmux else ""
+        where = " (tmux passes none by default)" if in_tmux else ""
         return (
-            f"Graphics {mode.label}: this terminal did not report {mode.label}{where}; "
-            "the map and previews may stay blank. g: next mode",
+            f"Graphics {mode.label}: this terminal did not report it{where}; "
+            "map and previews may stay blank (g: next mode)",
             True,
         )
     images = resolve(mode).label  # previews: textual-image's text mode is blocks, not braille
