@@ -460,3 +460,19 @@ async def test_notifications_do_not_stack_over_the_list_and_sidebar(album: Path)
         assert region.height <= 2  # one line (plus a title line at most)
         for pane in (app.thumbs, app.sidebar):
             assert not region.overlaps(pane.region), pane
+
+
+async def test_palette_commands_still_run_though_dialog_keys_are_off(album: Path) -> None:
+    """Main-screen actions are off while a dialog is up; the command palette is one, and
+    its command must still run once it closed."""
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.thumbs.focus()
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Cycle list filter")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert app.thumbs.filter == "selected"
