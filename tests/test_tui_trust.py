@@ -402,7 +402,10 @@ async def test_graphics_messages_say_what_each_mode_does_here(album: Path, monke
         for _ in range(5):  # auto → sixel → kitty → half-cell → text → auto
             app.clear_notifications()
             await pilot.press("g")
-            await pilot.pause()
+            for _ in range(50):  # the toast is posted, then added: on a busy machine later
+                await pilot.pause()
+                if list(app._notifications):
+                    break
             (note,) = list(app._notifications)
             header = app.map_view._build_label(110).text
             seen.append((app.map_view.graphics.value, note.severity, note.message, header))
