@@ -13,9 +13,12 @@ import contextlib
 import hashlib
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
+import warnings
+import zlib
 from pathlib import Path
 
 import pytest
@@ -224,3 +227,143 @@ def test_workers_die_with_a_killed_parent(busy_album: Path):
     _, _, _, left = _finish(proc, signal.SIGKILL, group=False)
     assert proc.returncode == -signal.SIGKILL
     assert not left, f"worker processes outlived a killed picksel: {sorted(left)}"
+
+
+# --------------------------------------------------------------------------- huge images
+
+
+def _blank_png(dest: Path, width: int, height: int, *, depth: int = 16, color: int = 0) -> Path:
+    """A real, valid PNG of zeros (``color`` 0 grey, 6 RGBA), written row by row: a
+    13370×13370 16-bit one is 347 KB on disk and 357 MB decoded, and building it here
+    never holds more than one row."""
+    channels = {0: 1, 2: 3, 6: 4}[color]
+    row = bytes(1 + width * channels * depth // 8)  # filter byte 0 + the row
+    comp = zlib.compressobj(9)
+    data = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, depth, color, 0, 0, 0)
+    dest.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def huge_pngs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("huge")
+    out = {
+        # The report's file: 179 Mpx, over the budget: refused from its header.
+        "huge": _blank_png(folder / "huge16.png", 13370, 13370),
+        # 95 Mpx: under our budget but over Pillow's warning threshold (89 Mpx).
+        "large": _blank_png(folder / "large16.png", 9800, 9700),
+        # The most bytes per pixel Pillow holds, just under the budget.
+        "rgba": _blank_png(folder / "rgba16.png", 10000, 9990, color=6),
+    }
+    with warnings.catch_warnings():  # Pillow warns about its size: expected here
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(out["huge"]) as im:
+            assert (im.mode, im.size) == ("I;16", (13370, 13370))
+    assert out["huge"].stat().st_size < 1_000_000
+    return out
+
+
+_MEASURE = """\
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], capture_output=True)
+sys.stdout.buffer.write(r.stdout)
+sys.stderr.buffer.write(r.stderr)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+sys.exit(r.returncode)
+"""
+
+
+def _measured(args: list[str], **env: str) -> tuple[int, str, str, int]:
+    """Run ``args`` in a fresh wrapper process; (exit code, stdout without the last
+    line, stderr, peak RSS in MB of the process tree it waited for)."""
+    r = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env},
+    )
+    *out, peak = r.stdout.splitlines()
+    return r.returncode, "\n".join(out), r.stderr, int(peak)
+
+
+def _index_cmd(album: Path) -> list[str]:
+    return [sys.executable, "-m", "picksel", "index", str(album)]
+
+
+HUGE_REASON = "too large to decode safely: 13370×13370 (179 Mpx) > 100 Mpx"
+
+
+def test_huge_16bit_png_is_refused_with_bounded_memory(tmp_path: Path, huge_pngs, demo_images):
+    # Point 15: a 347 KB file used 3 GB and printed Pillow's DecompressionBombWarning.
+    album = tmp_path / "album"
+    album.mkdir()
+    demo_images["china"].save(album / "photo.jpg")
+    _, _, _, baseline = _measured(_index_cmd(album))  # the same command on a normal album
+    for name in ("huge", "large"):
+        os.link(huge_pngs[name], album / huge_pngs[name].name)
+    code, out, err, peak = _measured(_index_cmd(album))
+    assert code == 0, err
+    assert out.startswith("2 images indexed") and "1 could not be read" in out
+    # One line, ours; no Pillow warning text.
+    assert err == f"1 file could not be read: huge16.png ({HUGE_REASON})\n"
+    # The 95-Mpx 16-bit image is decoded (2 bytes a pixel), the 179-Mpx one never is.
+    assert peak - baseline < 2 * 95 * 1.3, f"peak {peak} MB, baseline {baseline} MB"
+
+
+def test_worker_processes_obey_the_budget_silently(tmp_path: Path, huge_pngs, demo_images):
+    # Over PARALLEL_MIN files, so decoding happens in worker processes, whose stderr is
+    # the terminal's: nothing of Pillow's may appear there either.
+    album = tmp_path / "album"
+    album.mkdir()
+    photo = demo_images["china"].resize((160, 120))
+    for k in range(40):
+        photo.rotate(k * 9).save(album / f"p{k:02d}.jpg")
+    for name in ("huge", "large"):
+        os.link(huge_pngs[name], album / huge_pngs[name].name)
+    r = subprocess.run(
+        _index_cmd(album), capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PICKSEL_WORKERS": "2"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("41 images indexed")
+    assert r.stderr == f"1 file could not be read: huge16.png ({HUGE_REASON})\n"
+
+
+_THUMBS = """\
+import sys
+from pathlib import Path
+from picksel.thumbs import is_placeholder, load_thumbnail
+img = load_thumbnail(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), 64)
+print(img.info.get("picksel_placeholder", "") if is_placeholder(img) else f"{img.size[0]}x{img.size[1]}")
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "shown", "per_pixel"),
+    [
+        ("huge", f"{HUGE_REASON}", 0.0),  # refused from the header: nothing decoded
+        ("large", "64x63", 2.0),  # 16-bit grey: 2 bytes a pixel, no full-size copy
+        ("rgba", "64x64", 4.0),  # 16-bit RGBA: Pillow's 4 bytes a pixel, no second copy
+    ],
+)
+def test_tui_thumbnails_obey_the_budget(tmp_path: Path, huge_pngs, name: str, shown: str, per_pixel: float):
+    # The TUI's list and preview decode through load_thumbnail/open_image in-process.
+    src = huge_pngs[name]
+    album = tmp_path / "album"
+    album.mkdir()
+    os.link(src, album / src.name)
+    small = album / "small.png"
+    Image.new("L", (300, 200), 9).save(small)
+    script = [sys.executable, "-c", _THUMBS, str(album)]
+    _, _, _, baseline = _measured([*script, "small.png", str(tmp_path / "state")])
+    code, out, err, peak = _measured([*script, src.name, str(tmp_path / "state")])
+    assert code == 0 and err == "", err
+    assert out == shown
+    mpx = {"huge": 13370 * 13370, "large": 9800 * 9700, "rgba": 10000 * 9990}[name] / 1e6
+    assert peak - baseline < per_pixel * mpx * 1.15 + 40, f"peak {peak} MB, baseline {baseline} MB"
