@@ -29,7 +29,7 @@ from picksel.errors import (
 )
 from picksel.fsutil import atomic_write
 from picksel.npzio import read_npz_array
-from picksel.scan import scan_album
+from picksel.scan import scan_album, unreadable_folders_message
 from picksel.thumbs import prune_thumbnails
 
 INDEX_FILENAME = "index.npz"
@@ -298,7 +298,10 @@ def build_index(
             progress=progress, cancel=cancel,
         )
 
-    entries = scan_album(album, progress=progress, cancel=cancel)
+    unlisted: list[tuple[str, str]] = []
+    entries = scan_album(album, progress=progress, cancel=cancel, unreadable=unlisted)
+    if unlisted:
+        report.messages.append(unreadable_folders_message(unlisted))
     enc_id = canonical_spec(encoder)
     stale_width = (
         old is not None

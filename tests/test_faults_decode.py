@@ -10,8 +10,11 @@ for a survivor; zombies count as gone (they hold no memory).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import io
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -367,3 +370,140 @@ def test_tui_thumbnails_obey_the_budget(tmp_path: Path, huge_pngs, name: str, sh
     assert out == shown
     mpx = {"huge": 13370 * 13370, "large": 9800 * 9700, "rgba": 10000 * 9990}[name] / 1e6
     assert peak - baseline < per_pixel * mpx * 1.15 + 40, f"peak {peak} MB, baseline {baseline} MB"
+
+
+# --------------------------------------------------------------------------- unreadable folders
+
+_PR_CAPBSET_DROP = 24
+_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 1, 2
+
+
+def _drop_root_file_powers() -> None:
+    """preexec_fn: drop the two capabilities that let root read any folder, so mode 000
+    stops root as it stops everyone else (the exec'd picksel keeps uid 0)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def _run_denied(args: list[str], locked: Path) -> subprocess.CompletedProcess:
+    """Run ``args`` so that ``locked`` (mode 000 or similar) really cannot be read,
+    also when the tests run as root; skip when this machine cannot arrange that."""
+    preexec = _drop_root_file_powers if os.geteuid() == 0 else None
+    probe = subprocess.run(
+        [sys.executable, "-c", "import os, sys; os.listdir(sys.argv[1])", str(locked)],
+        preexec_fn=preexec, capture_output=True, text=True,
+    )
+    if probe.returncode == 0:
+        pytest.skip("cannot make a folder unreadable here (root without CAP_SETPCAP?)")
+    return subprocess.run(args, preexec_fn=preexec, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def indexed_album(tmp_path: Path, demo_images) -> Path:
+    album = tmp_path / "album"
+    _photo_pngs(album / "photos", demo_images, (160, 120))
+    build_index(album)
+    return album
+
+
+def test_unreadable_lost_found_is_skipped_with_a_note(indexed_album: Path):
+    # Point 14: `lost+found` (mode 000 at a mount root) made every plain re-index fail.
+    locked = indexed_album / "lost+found"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        r = _run_denied(_index_cmd(indexed_album), locked)
+    finally:
+        locked.chmod(0o700)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "1 folder could not be read and was skipped: lost+found (permission denied)\n"
+    n = len(list((indexed_album / "photos").iterdir()))
+    assert r.stdout.startswith(f"{n} images indexed") and f"{n} unchanged" in r.stdout
+
+
+def test_unreadable_album_folder_fails_and_keeps_the_index(indexed_album: Path):
+    # Listing nothing must not read as "every image was deleted".
+    before = _digest(index_path(indexed_album))
+    indexed_album.chmod(0o300)  # can enter (the index is readable), cannot list
+    try:
+        r = _run_denied(_index_cmd(indexed_album), indexed_album)
+    finally:
+        indexed_album.chmod(0o755)
+    assert r.returncode == 1
+    assert r.stderr == f"picksel: cannot read album folder {indexed_album}: permission denied\n"
+    assert _digest(index_path(indexed_album)) == before
+
+
+def _deep_tree(top: Path, min_bytes: int) -> int:
+    """Nest 200-byte folder names below ``top`` until the path is longer than
+    ``min_bytes``, with an image at the bottom; built through directory handles, as no
+    path call can reach that deep. Returns the depth."""
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    depth, length = 0, len(os.fsencode(top))
+    try:
+        while length <= min_bytes:
+            os.mkdir("d" * 200, dir_fd=fd)
+            nxt = os.open("d" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd, depth, length = nxt, depth + 1, length + 201
+        buf = io.BytesIO()
+        Image.new("RGB", (16, 16), (9, 99, 199)).save(buf, "PNG")
+        out = os.open("lost.png", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(out, buf.getvalue())
+        os.close(out)
+    finally:
+        os.close(fd)
+    return depth
+
+
+def test_folder_too_deep_to_name_is_skipped_with_a_note(indexed_album: Path):
+    # A condition root cannot read either: a folder whose path exceeds PATH_MAX.
+    path_max = os.pathconf(indexed_album, "PC_PATH_MAX")
+    _deep_tree(indexed_album / "deep", path_max)
+    r = subprocess.run(_index_cmd(indexed_album), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and len(lines[0]) < 200, r.stderr
+    assert re.fullmatch(
+        r"1 folder could not be read and was skipped: deep/d+…[d/]+d \(file name too long\)", lines[0]
+    ), lines[0]
+    assert "unchanged" in r.stdout
+
+
+def test_listing_error_midway_keeps_what_was_listed(tmp_path: Path, monkeypatch):
+    # A disk error while reading a folder (not while opening it): in-process, since a
+    # failing disk cannot be made on demand.
+    album = tmp_path / "album"
+    for name in ("a.png", "b.png", "c.png"):
+        (album / "bad").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8), (1, 2, 3)).save(album / "bad" / name)
+    Image.new("RGB", (8, 8), (200, 2, 3)).save(album / "ok.png")
+    real_scandir = os.scandir
+
+    class Failing:
+        def __init__(self, path: str) -> None:
+            self.it = real_scandir(path)
+            self.first = sorted(self.it, key=lambda e: e.name)[:1]
+
+        def __enter__(self) -> Failing:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.it.close()
+
+        def __iter__(self):
+            yield from self.first
+            raise OSError(errno.EIO, "Input/output error")
+
+    def scandir(path):
+        return Failing(path) if os.path.basename(path) == "bad" else real_scandir(path)
+
+    monkeypatch.setattr("picksel.scan.os.scandir", scandir)
+    idx, rep = build_index(album)
+    assert idx.paths == ["bad/a.png", "ok.png"]
+    assert rep.messages == ["1 folder could not be read and was skipped: bad (input/output error)"]
