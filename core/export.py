@@ -22,6 +22,21 @@ window (documented gap).
 
 Re-exporting into the same folder does not duplicate: when a candidate name already
 holds identical bytes the image is reported as "already there" and skipped.
+
+A folder is one training set, so two selections are never mixed silently: when DEST's
+top level holds images that are not part of this selection (an earlier export, or files
+picksel never wrote), ``export_images`` refuses before copying anything unless told to
+merge with them or to replace them; replacing moves them and their captions into
+``DEST/.picksel-replaced-TIME/`` (nothing is ever deleted). What was written, from which
+album and when, is kept in ``DEST/.picksel-export.json`` (``picksel.export_manifest``).
+
+Only images are exported: with ``indexed`` (the album index's paths) anything else the
+saved selection names is left out up front; without it, hidden entries, non-image names,
+``.`` and paths leaving the album are refused per entry. Symlinks are followed as the
+scanner follows them: a link resolving inside the album exports its content, a link
+leaving the album is refused. Names are fitted to DEST's byte limit (``PC_NAME_MAX``):
+the stem is cut on a character boundary, the ``_N`` suffix and extension are kept, and
+room is left for the longest sidecar extension.
 """
 
 from __future__ import annotations
@@ -34,15 +49,14 @@ import stat
 import tempfile
 import time
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from picksel.errors import CancelFn, Cancelled, ProgressFn, never_cancel, no_progress
-
-try:
-    from picksel.scan import SIDECAR_EXTENSIONS
-except ImportError:  # pragma: no cover - scan.py is the index helper's; same tuple
-    SIDECAR_EXTENSIONS = (".txt", ".caption", ".json")
+from picksel.errors import CancelFn, Cancelled, PickselError, ProgressFn, never_cancel, no_progress
+from picksel.export_manifest import MANIFEST_NAME, Manifest, now_iso, read_manifest, write_manifest
+from picksel.indexed import split_indexed
+from picksel.scan import SIDECAR_EXTENSIONS, is_image_name
 
 _CHUNK = 1 << 20
 _NO_LINK_ERRNOS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
@@ -64,6 +78,8 @@ class ExportItem:
     sidecars: list[tuple[Path, str]] = field(default_factory=list)
     problem: str | None = None
     already_there: bool = False
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (sidecar rel, why not copied)
+    sidecar_rels: list[str] = field(default_factory=list)  # album rels of ``sidecars``
 
 
 @dataclass
@@ -76,6 +92,10 @@ class ExportReport:
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): failed
     planned: int = 0
     leftovers_removed: int = 0  # temp files of an earlier, killed export swept from DEST
+    left_out: list[str] = field(default_factory=list)  # saved entries that are not indexed images
+    merged_with: int = 0  # images not in this selection that DEST held and kept (--merge)
+    replaced: list[str] = field(default_factory=list)  # DEST names moved into ``replaced_to``
+    replaced_to: Path | None = None
 
     def summary(self) -> str:
         """One line, e.g. "148 images and 131 captions copied to DEST; 2 already there; 1 error"."""
@@ -83,6 +103,10 @@ class ExportReport:
         if self.sidecars:
             head += f" and {_plural(len(self.sidecars), 'caption')}"
         parts = [f"{head} copied to {self.dest}"]
+        if self.replaced_to is not None:
+            parts.append(f"moved {_plural(len(self.replaced), 'earlier file')} into {self.replaced_to}")
+        if self.merged_with:
+            parts.append(f"added to {_plural(self.merged_with, 'image')} not in this selection")
         if self.identical_skipped:
             parts.append(f"{len(self.identical_skipped)} already there")
         if self.skipped:
@@ -116,11 +140,12 @@ def _split(name: str) -> tuple[str, str]:
 # ---------------------------------------------------------------------------- sources
 
 
-def _find_sidecars(image: Path) -> list[Path]:
-    """Existing sidecars of ``image`` (same stem), in SIDECAR_EXTENSIONS order.
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
-    Local on purpose: symlinked sidecars must be seen (and refused), not followed.
-    """
+
+def _find_sidecars(image: Path) -> list[Path]:
+    """Existing sidecars of ``image`` (same stem, links too), in SIDECAR_EXTENSIONS order."""
     out = []
     for ext in SIDECAR_EXTENSIONS:
         cand = image.with_suffix(ext)
@@ -129,33 +154,48 @@ def _find_sidecars(image: Path) -> list[Path]:
     return out
 
 
-def _check_source(album: Path, album_real: Path, rel: str) -> tuple[Path, str | None]:
-    """(source path, reason to refuse or None). Refuses symlinks anywhere under the album,
-    paths escaping it, missing files and anything that is not a regular file."""
+def _resolve_in_album(album: Path, album_real: Path, rel: str) -> tuple[Path, str | None]:
+    """(real path to read, reason to refuse or None) for an album-relative path.
+
+    Symlinks are followed as the scanner follows them (it indexes links that resolve
+    inside the album, so those must export): the content of a link resolving inside the
+    album is copied, a link leaving the album is refused."""
     p = PurePosixPath(rel)
-    src = album.joinpath(*p.parts) if p.parts else album
-    if not rel or p.is_absolute() or ".." in p.parts:
-        return src, "outside the album"
-    cur = album
-    st = None
-    for part in p.parts:
-        cur = cur / part
-        try:
-            st = os.lstat(cur)
-        except FileNotFoundError:
-            return src, "missing"
-        except OSError as e:
-            return src, _reason(e)
-        if stat.S_ISLNK(st.st_mode):
-            return src, "symlink refused"
-    assert st is not None
-    if not stat.S_ISREG(st.st_mode):
-        return src, "not a regular file"
+    if not p.parts or p.is_absolute() or ".." in p.parts:
+        return album, "outside the album"
+    path = album.joinpath(*p.parts)
     try:
-        src.resolve().relative_to(album_real)
-    except (ValueError, OSError):
-        return src, "outside the album"
-    return src, None
+        real = os.path.realpath(path, strict=True)
+    except FileNotFoundError:
+        return path, "missing"
+    except OSError as e:
+        return path, _reason(e)
+    if not _inside(real, str(album_real)):
+        linked = any(os.path.islink(album.joinpath(*p.parts[: i + 1])) for i in range(len(p.parts)))
+        return path, "symlink leaves the album" if linked else "outside the album"
+    try:
+        st = os.stat(real)
+    except OSError as e:
+        return path, _reason(e)
+    if not stat.S_ISREG(st.st_mode):
+        return path, "not a regular file"
+    return Path(real), None
+
+
+def _check_source(album: Path, album_real: Path, rel: str) -> tuple[Path, str | None]:
+    """(real source path, reason to refuse or None) for an image of the selection.
+
+    Besides what ``_resolve_in_album`` refuses: hidden entries and files that are not
+    images (a caption, ``.picksel/index.npz``) are never exported, whatever state.json says."""
+    p = PurePosixPath(rel)
+    if not p.parts:
+        return album, "not an image file"
+    if not p.is_absolute() and ".." not in p.parts:
+        if any(part.startswith(".") for part in p.parts):
+            return album, "hidden, not an album image"
+        if not is_image_name(p.name):
+            return album, "not an image file"
+    return _resolve_in_album(album, album_real, rel)
 
 
 def _same_content(src: Path, target: Path, size: int) -> bool:
@@ -174,13 +214,14 @@ def _same_content(src: Path, target: Path, size: int) -> bool:
 
 
 def _dest_state(src: Path, target: Path) -> str:
-    """FREE when nothing is at ``target``, SAME when it holds ``src``'s bytes, else DIFFERENT."""
+    """FREE when nothing is at ``target``, SAME when it holds ``src``'s bytes, else DIFFERENT.
+
+    Raises OSError when DEST cannot be looked at (no search permission...): no name
+    could ever be found free then, and guessing "taken" would try names forever."""
     try:
         st = os.lstat(target)
     except (FileNotFoundError, NotADirectoryError):
         return FREE
-    except OSError:
-        return DIFFERENT
     if not stat.S_ISREG(st.st_mode):
         return DIFFERENT
     return SAME if _same_content(src, target, st.st_size) else DIFFERENT
@@ -188,33 +229,84 @@ def _dest_state(src: Path, target: Path) -> str:
 
 # ---------------------------------------------------------------------------- naming
 
+NAME_MAX_FALLBACK = 255
+
+
+def name_max(dest: Path) -> int:
+    """Longest file name in bytes DEST's filesystem takes (its nearest existing folder's)."""
+    for p in (dest, *dest.parents):
+        try:
+            value = os.pathconf(p, "PC_NAME_MAX")
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            break
+        return value if value and value > 0 else NAME_MAX_FALLBACK
+    return NAME_MAX_FALLBACK
+
+
+def _nbytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogateescape"))
+
+
+def fit_bytes(text: str, room: int) -> str:
+    """``text`` cut to at most ``room`` UTF-8 bytes, on a character boundary."""
+    if _nbytes(text) <= room:
+        return text
+    used = 0
+    for i, ch in enumerate(text):
+        used += _nbytes(ch)
+        if used > room:
+            return text[:i]
+    return text
+
 
 class _Namer:
-    """Hands out DEST names in the reference order, remembering what this export claimed."""
+    """Hands out DEST names in the reference order, remembering what this export claimed.
+
+    Linear in the number of clashes: the next number to try is kept per
+    ``parent_stem.ext``, so the 1,500th image named ``a.png`` does not walk past the
+    1,499 names its predecessors took. Names are fitted to the filesystem's byte limit
+    (the stem is cut, the ``_N`` suffix and the extension are kept, and the stem leaves
+    room for the longest sidecar extension)."""
 
     def __init__(self, album: Path, dest: Path) -> None:
         self.album_name = album.resolve().name or "album"
         self.dest = dest
+        self.limit = name_max(dest)
         self.taken: set[str] = set()
         self.stems: dict[str, bool] = {}  # stem key -> does its owner carry sidecars
+        self.next_n: dict[str, int] = {}  # "parent_stem.ext" key -> next number to try
+        self.checks = 0  # names looked at, for tests that count work
 
-    def candidates(self, rel: str):
+    def candidates(self, rel: str, sidecars: list[Path]):
+        """(name, numbered key or None, n) in the reference order, endless."""
         p = PurePosixPath(rel)
         stem, ext = _split(p.name)
         parent = p.parent.name or self.album_name
-        yield p.name
-        yield f"{parent}_{p.name}"
-        n = 1
+        widest = max([_nbytes(ext)] + [_nbytes(s.suffix) for s in sidecars])
+        room = self.limit - widest
+        yield fit_bytes(stem, room) + ext, None, 0
+        base = f"{parent}_{stem}"
+        yield fit_bytes(base, room) + ext, None, 0
+        key = _key(base + ext)
+        n = self.next_n.get(key, 1)
         while True:
-            yield f"{parent}_{stem}_{n}{ext}"
+            suffix = f"_{n}"
+            yield fit_bytes(base, room - len(suffix)) + suffix + ext, key, n
             n += 1
 
     def choose(
         self, rel: str, src: Path, sidecars: list[Path]
     ) -> tuple[str, str, list[tuple[Path, str, str]]]:
-        """(image name, image state, [(sidecar src, name, state)]) and claim them."""
+        """(image name, image state, [(sidecar src, name, state)]) and claim them.
+
+        Raises OSError when DEST cannot be examined."""
         has_side = bool(sidecars)
-        for name in self.candidates(rel):
+        for name, key, n in self.candidates(rel, sidecars):
+            self.checks += 1
+            if key is not None:
+                self.next_n[key] = n + 1
             stem, _ = _split(name)
             side_names = [f"{stem}{s.suffix}" for s in sidecars]
             if _key(name) in self.taken or any(_key(n) in self.taken for n in side_names):
@@ -241,19 +333,23 @@ def _dedupe(rels: list[str]) -> list[str]:
     return list(dict.fromkeys(rels))
 
 
-def _valid_sidecars(album: Path, src: Path, skipped: list[tuple[str, str]] | None) -> list[Path]:
-    out = []
-    for side in _find_sidecars(src):
-        try:
-            st = os.lstat(side)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            out.append(side)
-        elif skipped is not None:
-            why = "symlink refused" if stat.S_ISLNK(st.st_mode) else "not a regular file"
-            skipped.append((_rel(album, side), why))
-    return out
+def _sidecars_of(
+    album: Path, album_real: Path, image: Path
+) -> tuple[list[Path], list[Path], list[tuple[str, str]]]:
+    """(real sidecar paths to copy, their album paths, [(album rel, reason)] refused).
+
+    ``image`` is the album path (a link's own name): sidecars travel with the name the
+    album shows, and follow symlinks under the same rule as images."""
+    real_paths, album_paths, refused = [], [], []
+    for side in _find_sidecars(image):
+        rel = _rel(album, side)
+        real, why = _resolve_in_album(album, album_real, rel)
+        if why is None:
+            real_paths.append(real)
+            album_paths.append(side)
+        elif why != "missing":
+            refused.append((rel, why))
+    return real_paths, album_paths, refused
 
 
 def _rel(album: Path, path: Path) -> str:
@@ -263,22 +359,34 @@ def _rel(album: Path, path: Path) -> str:
         return str(path)
 
 
-def plan_export(album: Path, rels: list[str], dest: Path) -> list[ExportItem]:
+def plan_export(album: Path, rels: list[str], dest: Path, *, namer: _Namer | None = None) -> list[ExportItem]:
     """What ``export_images`` would do right now, for the UI's confirmation line
     ("148 images, 131 captions → DEST"); nothing is written."""
     album, dest = Path(album), Path(dest)
     album_real = album.resolve()
-    namer = _Namer(album, dest)
+    namer = namer or _Namer(album, dest)
     items = []
     for rel in _dedupe(rels):
         src, problem = _check_source(album, album_real, rel)
         if problem:
             items.append(ExportItem(rel, src, "", [], problem))
             continue
-        name, state, sides = namer.choose(rel, src, _valid_sidecars(album, src, None))
-        items.append(
-            ExportItem(rel, src, name, [(s, n) for s, n, st in sides if st == FREE], None, state == SAME)
-        )
+        p = PurePosixPath(rel)
+        real_sides, album_sides, notes = _sidecars_of(album, album_real, album.joinpath(*p.parts))
+        try:
+            name, state, sides = namer.choose(rel, src, real_sides)
+        except OSError as e:
+            items.append(ExportItem(rel, src, "", [], f"cannot look into {dest}: {_reason(e)}"))
+            continue
+        item = ExportItem(rel, src, name, [], None, state == SAME, notes=notes)
+        for (side_src, side_name, side_state), side_album in zip(sides, album_sides, strict=True):
+            side_rel = _rel(album, side_album)
+            if side_state == FREE:
+                item.sidecars.append((side_src, side_name))
+                item.sidecar_rels.append(side_rel)
+            elif side_state == DIFFERENT:
+                item.notes.append((side_rel, f"a different {side_name} is already in {dest}; kept it"))
+        items.append(item)
     return items
 
 
@@ -313,7 +421,7 @@ def _copy_one(src: Path, dest: Path, name: str, cancel: CancelFn) -> None:
     Raises OSError (FileExistsError when the name was taken meanwhile) or Cancelled;
     the temp file is removed in every failure case.
     """
-    fd, tmp_str = tempfile.mkstemp(prefix=f".{name[:40]}.picksel-tmp-", dir=dest)
+    fd, tmp_str = tempfile.mkstemp(prefix=f".{fit_bytes(name, 40)}.picksel-tmp-", dir=dest)
     tmp = Path(tmp_str)
     try:
         with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
@@ -389,6 +497,134 @@ def _prepare_dest(album_real: Path, dest: Path) -> str | None:
     return None
 
 
+@dataclass
+class DestSurvey:
+    """The images already in DEST that are not part of this export's selection.
+
+    Only DEST's top level counts (an export is flat); identical copies of images of this
+    selection are not counted (they are this selection). ``foreign`` are those without
+    an entry in picksel's manifest: images picksel did not write (or wrote before it
+    kept a manifest)."""
+
+    dest: Path
+    others: list[str] = field(default_factory=list)
+    foreign: list[str] = field(default_factory=list)
+    note: str | None = None
+
+    def line(self) -> str:
+        """E.g. "122 images here are not in this selection (22 of them not written by picksel)"."""
+        n = len(self.others)
+        text = f"{_plural(n, 'image')} here {'is' if n == 1 else 'are'} not in this selection"
+        k = len(self.foreign)
+        if k and n == 1:
+            text += " (it was not written by picksel)"
+        elif k:
+            text += " (none of them written by picksel)" if k == n else f" ({k} of them not written by picksel)"
+        return text
+
+
+def replaced_folder_name(when: float | None = None) -> str:
+    return ".picksel-replaced-" + time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+
+
+class DestHasOtherImages(PickselError):
+    """DEST holds images outside this selection and the caller chose neither merge nor replace."""
+
+    def __init__(self, survey: DestSurvey) -> None:
+        self.survey = survey
+        super().__init__(
+            f"{survey.dest}: {survey.line()}; add --merge to add this selection to them, or"
+            f" --replace to move them into {survey.dest}/{replaced_folder_name()}/"
+            " (nothing is deleted), or choose another folder"
+        )
+
+
+def _dest_images(dest: Path) -> list[str]:
+    """Image names at DEST's top level (not hidden; files or links to files)."""
+    try:
+        entries = list(os.scandir(dest))
+    except OSError:
+        return []
+    out = []
+    for entry in entries:
+        if entry.name.startswith(".") or not is_image_name(entry.name):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_file() or entry.is_symlink():
+                out.append(entry.name)
+    return sorted(out)
+
+
+def survey_dest(dest: Path, items: list[ExportItem], manifest: Manifest | None = None) -> DestSurvey:
+    """What DEST holds besides this selection; reads only (nothing is written)."""
+    dest = Path(dest)
+    manifest = manifest if manifest is not None else read_manifest(dest)
+    ours = {_key(it.dest_name) for it in items if it.already_there}
+    others = [name for name in _dest_images(dest) if _key(name) not in ours]
+    foreign = [name for name in others if name not in manifest.files]
+    return DestSurvey(dest, others, foreign, manifest.note)
+
+
+@dataclass
+class ExportReview:
+    """Everything the UI shows before copying: the plan, DEST's other images, and the
+    entries of the saved selection that are not indexed images (left out)."""
+
+    items: list[ExportItem]
+    survey: DestSurvey
+    left_out: list[str] = field(default_factory=list)
+
+
+def review_export(
+    album: Path, rels: list[str], dest: Path, *, indexed: Collection[str] | None = None
+) -> ExportReview:
+    """``plan_export`` plus ``survey_dest``, after leaving out non-indexed entries."""
+    left_out: list[str] = []
+    if indexed is not None:
+        rels, left_out = split_indexed(rels, indexed)
+    items = plan_export(album, rels, dest)
+    return ExportReview(items, survey_dest(Path(dest), items), left_out)
+
+
+def _move_others_aside(
+    dest: Path, survey: DestSurvey, manifest: Manifest, report: ExportReport
+) -> None:
+    """Move the images not in this selection (and captions no staying image shares) into
+    a fresh ``DEST/.picksel-replaced-TIME/``; never overwrites, never deletes."""
+    base = replaced_folder_name()
+    folder = dest / base
+    for n in range(2, 1000):
+        try:
+            folder.mkdir()
+            break
+        except FileExistsError:
+            folder = dest / f"{base}-{n}"
+    staying = {_split(name)[0] for name in _dest_images(dest)} - {_split(n)[0] for n in survey.others}
+    moving: list[str] = []
+    for name in survey.others:
+        moving.append(name)
+        stem = _split(name)[0]
+        if stem in staying:
+            continue
+        for ext in SIDECAR_EXTENSIONS:
+            side = f"{stem}{ext}"
+            if side not in moving and os.path.lexists(dest / side):
+                moving.append(side)
+    report.replaced_to = folder
+    for name in moving:
+        try:
+            if os.path.lexists(folder / name):
+                raise FileExistsError(errno.EEXIST, "file exists")
+            os.rename(dest / name, folder / name)
+        except OSError as e:
+            report.errors.append((name, f"cannot move it into {folder}: {_reason(e)}"))
+            continue
+        report.replaced.append(name)
+        entry = manifest.files.pop(name, None)
+        if entry is not None:
+            manifest.files[f"{folder.name}/{name}"] = entry
+
+
 def export_images(
     album: Path,
     rels: list[str],
@@ -396,74 +632,106 @@ def export_images(
     *,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    indexed: Collection[str] | None = None,
+    others: str | None = None,
 ) -> ExportReport:
     """Copy ``rels`` (album-relative, already minus exclusions) and their sidecars to DEST.
+
+    ``indexed``: the album index's paths; entries not among them are left out
+    (``report.left_out``) before anything is copied. ``others`` says what to do when DEST
+    holds images that are not in this selection: None refuses (DestHasOtherImages,
+    nothing copied), ``"merge"`` adds to them, ``"replace"`` moves them aside first.
 
     Every failure is recorded with its path and reason and the rest continue; a full
     disk stops the export. ``cancel()`` is honoured between and inside file copies:
     the temp file is removed, files already placed stay, and Cancelled is raised.
     """
+    if others not in (None, "merge", "replace"):
+        raise ValueError(f"others must be None, 'merge' or 'replace', not {others!r}")
     progress = progress or no_progress
     cancel = cancel or never_cancel
     album, dest = Path(album), Path(dest)
     rels = _dedupe(rels)
-    report = ExportReport(dest=dest, planned=len(rels))
+    report = ExportReport(dest=dest)
+    if indexed is not None:
+        rels, report.left_out = split_indexed(rels, indexed)
+    report.planned = len(rels)
     album_real = album.resolve()
     problem = _prepare_dest(album_real, dest)
     if problem:
         report.errors.append((str(dest), problem))
         return report
     report.leftovers_removed = sweep_leftovers(dest)
-    namer = _Namer(album, dest)
-    total = len(rels)
-    for i, rel in enumerate(rels):
+    items = plan_export(album, rels, dest)
+    manifest = read_manifest(dest)
+    survey = survey_dest(dest, items, manifest)
+    if survey.others:
+        if others is None:
+            raise DestHasOtherImages(survey)
+        if others == "merge":
+            report.merged_with = len(survey.others)
+        else:
+            _move_others_aside(dest, survey, manifest, report)
+            items = plan_export(album, rels, dest)  # the freed names may be used now
+    stamp = now_iso()
+    album_name = str(album_real)
+    try:
+        _copy_items(items, album, dest, report, progress, cancel)
+    finally:
+        for rel, name in report.copied + [(it.rel, it.dest_name) for it in items if it.already_there]:
+            manifest.files[name] = {"album": album_name, "source": rel, "kind": "image", "exported": stamp}
+        for rel, name in report.sidecars:
+            manifest.files[name] = {"album": album_name, "source": rel, "kind": "caption", "exported": stamp}
+        manifest.exports.append({
+            "album": album_name, "time": stamp, "images": len(report.copied),
+            "already_there": len(report.identical_skipped), "mode": others or "new",
+            **({"replaced_to": report.replaced_to.name} if report.replaced_to else {}),
+        })
+        try:
+            write_manifest(dest, manifest)
+        except OSError as e:
+            report.errors.append((str(dest / MANIFEST_NAME), f"cannot write the export manifest: {_reason(e)}"))
+    progress(len(items), len(items), "done")
+    return report
+
+
+def _copy_items(
+    items: list[ExportItem],
+    album: Path,
+    dest: Path,
+    report: ExportReport,
+    progress: ProgressFn,
+    cancel: CancelFn,
+) -> None:
+    total = len(items)
+    for i, item in enumerate(items):
         if cancel():
             raise Cancelled()
-        progress(i, total, rel)
-        src, refused = _check_source(album, album_real, rel)
-        if refused:
-            report.skipped.append((rel, refused))
+        progress(i, total, item.rel)
+        if item.problem:
+            report.skipped.append((item.rel, item.problem))
             continue
-        sidecars = _valid_sidecars(album, src, report.skipped)
-        name, state, sides = namer.choose(rel, src, sidecars)
+        report.skipped.extend(item.notes)
         try:
-            _export_group(album, rel, src, dest, name, state, sides, report, cancel)
+            _export_group(item, dest, report, cancel)
         except _DiskFull:
             left = total - i - 1
             report.errors.append((str(dest), f"no space left on device; export stopped ({left} images not tried)"))
             break
-    progress(total, total, "done")
-    return report
 
 
-def _export_group(
-    album: Path,
-    rel: str,
-    src: Path,
-    dest: Path,
-    name: str,
-    state: str,
-    sides: list[tuple[Path, str, str]],
-    report: ExportReport,
-    cancel: CancelFn,
-) -> None:
-    if state == SAME:
-        report.identical_skipped.append(rel)
+def _export_group(item: ExportItem, dest: Path, report: ExportReport, cancel: CancelFn) -> None:
+    if item.already_there:
+        report.identical_skipped.append(item.rel)
     else:
-        outcome = _try_copy(rel, src, dest, name, report, cancel)
+        outcome = _try_copy(item.rel, item.src, dest, item.dest_name, report, cancel)
         if outcome is None:
             return  # no caption without its image
         if outcome == SAME:
-            report.identical_skipped.append(rel)
+            report.identical_skipped.append(item.rel)
         else:
-            report.copied.append((rel, name))
-    for side, side_name, side_state in sides:
-        side_rel = _rel(album, side)
-        if side_state == SAME:
-            continue
-        if side_state == DIFFERENT:
-            report.skipped.append((side_rel, f"a different {side_name} is already in {dest}; kept it"))
-            continue
+            report.copied.append((item.rel, item.dest_name))
+    for (side, side_name), side_rel in zip(item.sidecars, item.sidecar_rels, strict=True):
         # captions are small; not cancellable so an image never loses its caption midway
         if _try_copy(side_rel, side, dest, side_name, report, never_cancel) == "copied":
             report.sidecars.append((side_rel, side_name))

@@ -10,13 +10,14 @@ with their size/mtime and only retried when they change.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from picksel import indexstore as store
 from picksel.album import state_dir as album_state_dir
 from picksel.encoders import canonical_spec, close_encoder, encode_paths, get_encoder
 from picksel.errors import (
@@ -28,16 +29,17 @@ from picksel.errors import (
     ProgressFn,
 )
 from picksel.fsutil import atomic_write
-from picksel.npzio import read_npz_array
-from picksel.scan import scan_album, unreadable_folders_message
+from picksel.indexstore import INDEX_FILENAME
+from picksel.npzio import NpzError, read_npz
+from picksel.scan import ImageEntry, scan_album, unreadable_folders_message
 from picksel.thumbs import prune_thumbnails
 
-INDEX_FILENAME = "index.npz"
 INDEX_VERSION = 1
 BATCH_SIZE = 128
 """Files per encode batch: progress is reported and cancel checked between batches."""
 
 _REQUIRED = ("embeddings", "paths", "mtimes", "sizes", "encoder", "version", "source")
+_OPTIONAL = ("failed_paths", "failed_reasons", "failed_sizes", "failed_mtimes", "source_stamp", "album")
 
 
 @dataclass
@@ -103,6 +105,7 @@ class IndexReport:
 
 
 def index_path(album: Path, state_dir: Path | None = None) -> Path:
+    """The active index file."""
     return album_state_dir(Path(album), state_dir) / INDEX_FILENAME
 
 
@@ -120,36 +123,41 @@ def _unicode_1d(arr: np.ndarray) -> bool:
 
 
 def load_index(album: Path, state_dir: Path | None = None) -> AlbumIndex:
-    """Read and validate the index. IndexMissing when there is none, IndexCorrupt (with
-    the command that fixes it) when it cannot be trusted."""
+    """Read and validate the album's active index. IndexMissing when there is none (or
+    the one in a --state-dir is another album's), IndexCorrupt (with the command that
+    fixes it) when it cannot be trusted."""
     album = Path(album)
-    path = index_path(album, state_dir)
+    sdir = album_state_dir(album, state_dir)
+    path = sdir / INDEX_FILENAME
+    store.sweep(sdir)
     if not path.is_file():
         raise IndexMissing(f"{album} has no index yet; run `picksel index {album}`")
+    index, recorded = _load_file(path, album)
+    if state_dir is not None and not store.belongs_here(album, recorded, index.paths):
+        raise IndexMissing(
+            f"the index in {sdir} is another album's ({recorded or 'unknown'}), not {album}'s; "
+            f"`picksel index {album} --state-dir {sdir}` builds this album's and keeps the other aside"
+        )
+    return index
+
+
+def _load_file(path: Path, album: Path) -> tuple[AlbumIndex, str | None]:
+    """One index file, validated; with the album path it records (None in old files)."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in _REQUIRED if k not in npz.files]
-            if missing:
-                raise _corrupt(path, album, "missing " + ", ".join(missing))
-            paths = npz["paths"]
-            mtimes = npz["mtimes"]
-            sizes = npz["sizes"]
-            encoder = npz["encoder"]
-            version = npz["version"]
-            source = npz["source"]
-            failed = npz["failed_paths"] if "failed_paths" in npz.files else np.array([], "U1")
-            reasons = npz["failed_reasons"] if "failed_reasons" in npz.files else np.array([], "U1")
-            f_sizes = npz["failed_sizes"] if "failed_sizes" in npz.files else np.zeros(len(failed), np.int64)
-            f_mtimes = (
-                npz["failed_mtimes"] if "failed_mtimes" in npz.files else np.zeros(len(failed), np.float64)
-            )
-            stamp = npz["source_stamp"] if "source_stamp" in npz.files else np.array(0.0)
-        emb = read_npz_array(path, "embeddings")
-    except IndexCorrupt:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        # ValueError also covers pickled object arrays refused by allow_pickle=False.
-        raise _corrupt(path, album, f"unreadable: {exc}") from exc
+        arrays = read_npz(path, _REQUIRED + _OPTIONAL)
+    except (OSError, NpzError) as exc:
+        raise _corrupt(path, album, str(exc)) from None
+    missing = [k for k in _REQUIRED if k not in arrays]
+    if missing:
+        raise _corrupt(path, album, "missing " + ", ".join(missing))
+    emb, paths, mtimes, sizes = (arrays[k] for k in ("embeddings", "paths", "mtimes", "sizes"))
+    encoder, version, source = arrays["encoder"], arrays["version"], arrays["source"]
+    failed = arrays.get("failed_paths", np.array([], "U1"))
+    reasons = arrays.get("failed_reasons", np.array([], "U1"))
+    n_failed = failed.shape[0] if failed.ndim == 1 else 0
+    f_sizes = arrays.get("failed_sizes", np.zeros(n_failed, np.int64))
+    f_mtimes = arrays.get("failed_mtimes", np.zeros(n_failed, np.float64))
+    stamp = arrays.get("source_stamp", np.array(0.0))
 
     if version.shape != () or version.dtype.kind not in "iu":
         raise _corrupt(path, album, "bad version field")
@@ -196,7 +204,7 @@ def load_index(album: Path, state_dir: Path | None = None) -> AlbumIndex:
             p: (int(s), float(m)) for p, s, m in zip(failed_list, f_sizes.tolist(), f_mtimes.tolist(), strict=True)
         },
         source_stamp=float(stamp) if stamp.shape == () and stamp.dtype.kind == "f" else 0.0,
-    )
+    ), store.recorded_album(arrays)
 
 
 def _str_array(items: list[str]) -> np.ndarray:
@@ -205,8 +213,25 @@ def _str_array(items: list[str]) -> np.ndarray:
 
 
 def save_index(index: AlbumIndex, state_dir: Path | None = None) -> Path:
-    """Write the index atomically (temp file + rename): a crash keeps the old one."""
-    path = index_path(index.root, state_dir)
+    """Write the index atomically (temp file + rename): a crash keeps the old one.
+
+    An active index of another encoder is kept as ``index-<encoder>.npz`` first, so
+    switching back reuses its vectors; this encoder's kept copy, now superseded by the
+    active file, is dropped."""
+    sdir = album_state_dir(index.root, state_dir)
+    path = sdir / INDEX_FILENAME
+    store.sweep(sdir)
+    current = store.peek(path)
+    kept = None
+    builtin_upgrade = (
+        current is not None
+        and current[0].startswith("builtin")
+        and index.encoder.startswith("builtin")
+        and index.source == current[1] == "picksel"
+    )  # an older builtin version's vectors are never used again
+    if current is not None and current != (index.encoder, index.source) and not builtin_upgrade:
+        kept = store.stash_path(sdir, *current)
+        store.keep_copy(path, kept)
     failed = [p for p, _ in index.failures]
     arrays = {
         "embeddings": np.ascontiguousarray(index.embeddings, dtype=np.float32),
@@ -221,9 +246,14 @@ def save_index(index: AlbumIndex, state_dir: Path | None = None) -> Path:
         "failed_sizes": np.array([index.failure_stats.get(p, (0, 0.0))[0] for p in failed], np.int64),
         "failed_mtimes": np.array([index.failure_stats.get(p, (0, 0.0))[1] for p in failed], np.float64),
         "source_stamp": np.array(index.source_stamp, dtype=np.float64),
+        "album": _str_array([store.album_identity(index.root)]).reshape(()),
     }
     with atomic_write(path, "wb") as fh:
         np.savez(fh, **arrays)
+    superseded = store.stash_path(sdir, index.encoder, index.source)
+    if superseded != kept:
+        with contextlib.suppress(FileNotFoundError):
+            superseded.unlink()
     return path
 
 
@@ -254,10 +284,244 @@ def _try_load(album: Path, state_dir: Path | None, report: IndexReport) -> Album
         return None
 
 
+@dataclass
+class _Plan:
+    """What a re-index must do: which old rows are reused, which files to encode."""
+
+    entries: list[ImageEntry]
+    enc_id: str
+    reuse: list[tuple[int, int]] = field(default_factory=list)  # (new position, old row)
+    kept_failures: list[tuple[str, str]] = field(default_factory=list)
+    todo: list[int] = field(default_factory=list)  # positions in entries to encode
+    existed: set[int] = field(default_factory=set)  # todo positions the old index knew
+    prev_rows: dict[str, int] = field(default_factory=dict)
+    unchanged: bool = False
+
+
+def _photomap_source(
+    album: Path,
+    old: AlbumIndex | None,
+    encoder: str | None,
+    from_photomap: Path | None,
+    full: bool,
+    report: IndexReport,
+) -> Path | None:
+    """The PhotoMapAI index to import instead of encoding, if any: the one given, else
+    one found in the album when no encoder was asked for and the album has no index of
+    its own (or was imported from PhotoMapAI)."""
+    from picksel import photomap
+
+    if from_photomap is not None:
+        return photomap.resolve_photomap(Path(from_photomap))
+    if full or encoder is not None:
+        return None
+    if old is None or old.source == "photomap":
+        return photomap.find_photomap_dir(album)
+    found = photomap.find_photomap_dir(album)
+    if found is not None:
+        report.messages.append(
+            f"PhotoMapAI index at {found} not used (this album is indexed with "
+            f"{old.encoder}); pass --from-photomap to switch to it"
+        )
+    return None
+
+
+def _encoder_spec(encoder: str | None, current: tuple[str, str] | None) -> str:
+    """The encoder to use: the one asked for, else the album's current one (an older
+    builtin version becomes the current builtin), else builtin."""
+    if encoder is not None:
+        return encoder
+    if current is None or current[1] != "picksel" or current[0].startswith("builtin"):
+        return "builtin"
+    return current[0]
+
+
+def _switch(
+    album: Path,
+    sdir: Path,
+    state_dir: Path | None,
+    current: tuple[str, str],
+    enc_id: str,
+    full: bool,
+    report: IndexReport,
+) -> AlbumIndex | None:
+    """Switching encoder: say where the current vectors are kept, and return the index
+    this encoder had before (kept from an earlier switch) to start from, if any."""
+    cur_enc, cur_src = current
+    if not (cur_src == "picksel" and cur_enc.startswith("builtin") and enc_id.startswith("builtin")):
+        kept = store.stash_path(sdir, cur_enc, cur_src)
+        if state_dir is not None:
+            store.claim(kept, album, report.messages)
+        back = "--from-photomap FILE" if cur_src == "photomap" else f"--encoder {cur_enc}"
+        report.messages.append(
+            f"switching encoder ({cur_enc} → {enc_id}): the {cur_enc} vectors are kept in "
+            f"{kept.name}; `picksel index {album} {back}` switches back"
+        )
+    earlier = store.stash_path(sdir, enc_id)
+    if full or not earlier.is_file():
+        return None
+    if state_dir is not None:
+        store.claim(earlier, album, report.messages)
+    try:
+        index, _ = _load_file(earlier, album)
+    except IndexCorrupt as exc:
+        report.messages.append(f"{exc}: not reused")
+        return None
+    except IndexMissing:
+        return None
+    if index.encoder != enc_id or index.source != "picksel":
+        return None
+    report.messages.append(f"reusing the {len(index)} {enc_id} vectors kept in {earlier.name}")
+    return index
+
+
+def _plan(
+    entries: list[ImageEntry],
+    prev: AlbumIndex | None,
+    reuse: AlbumIndex | None,
+    enc_id: str,
+    report: IndexReport,
+) -> _Plan:
+    """Match the scan against the old indexes: ``prev`` (the active one) tells what is
+    new, changed or removed; unchanged rows and remembered failures are taken from
+    ``reuse`` when it holds this encoder's vectors. Everything else is encoded."""
+    plan = _Plan(entries=entries, enc_id=enc_id)
+    stale_width = (
+        reuse is not None
+        and enc_id.startswith("builtin")
+        and len(reuse) > 0
+        and reuse.dim != _builtin_dim()
+    )  # a development build wrote another width under the same id: never mix widths
+    if reuse is not None and (reuse.encoder != enc_id or reuse.source != "picksel" or stale_width):
+        report.messages.append(
+            f"encoder changed ({reuse.encoder} → {enc_id}): re-encoding all {len(entries)} images"
+        )
+        reuse = None
+    old_rows = reuse.row_of() if reuse is not None else {}
+    old_failed = reuse.failure_stats if reuse is not None else {}
+    old_reasons = dict(reuse.failures) if reuse is not None else {}
+    old = reuse
+
+    # What existed before (for the report), even when its vector cannot be reused.
+    plan.prev_rows = prev.row_of() if prev is not None else {}
+    prev_failed = prev.failure_stats if prev is not None else {}
+    for pos, e in enumerate(entries):
+        row = old_rows.get(e.rel)
+        if row is not None:
+            assert old is not None
+            if int(old.sizes[row]) == e.size and float(old.mtimes[row]) == e.mtime:
+                plan.reuse.append((pos, row))
+                continue
+        elif e.rel in old_failed and old_failed[e.rel] == (e.size, e.mtime):
+            plan.kept_failures.append((e.rel, old_reasons.get(e.rel, "unreadable")))
+            continue
+        if e.rel in plan.prev_rows or e.rel in prev_failed:
+            plan.existed.add(pos)
+        plan.todo.append(pos)
+    current = {e.rel for e in entries}
+    if prev is not None:
+        report.removed = sum(1 for p in prev.paths if p not in current)
+    report.unchanged = len(plan.reuse)
+    plan.unchanged = (
+        old is not None
+        and old is prev
+        and not plan.todo
+        and report.removed == 0
+        and len(plan.reuse) == len(old)
+        and len(plan.kept_failures) == len(old.failures)
+    )
+    return plan
+
+
+def _encode(
+    album: Path,
+    plan: _Plan,
+    encoder: str,
+    old: AlbumIndex | None,
+    progress: ProgressFn | None,
+    cancel: CancelFn | None,
+) -> tuple[dict[int, np.ndarray], dict[int, str], int]:
+    """Encode the planned files in batches: (vectors, failure reasons, width)."""
+    vectors: dict[int, np.ndarray] = {}
+    new_failures: dict[int, str] = {}
+    todo, entries = plan.todo, plan.entries
+    if not todo:
+        if old is not None and old.encoder == plan.enc_id:
+            return vectors, new_failures, old.dim
+        # Nothing to encode (empty album): keep the encoder's width without loading a
+        # model just for that when it is the builtin one.
+        return vectors, new_failures, _builtin_dim() if plan.enc_id.startswith("builtin") else 0
+    enc = get_encoder(encoder)
+    try:
+        total = len(todo)
+        done = 0
+        if progress is not None:
+            progress(0, total, f"encoding {total} images with {enc.id}")
+        for start in range(0, total, BATCH_SIZE):
+            if cancel is not None and cancel():
+                raise Cancelled()
+            batch = todo[start : start + BATCH_SIZE]
+            results = encode_paths(enc, [album / entries[p].rel for p in batch])
+            for pos, (vec, reason) in zip(batch, results, strict=True):
+                if vec is None:
+                    new_failures[pos] = reason
+                else:
+                    vectors[pos] = vec
+            done += len(batch)
+            if progress is not None:
+                progress(done, total, f"encoded {done}/{total} images")
+    finally:
+        close_encoder(enc)
+    return vectors, new_failures, enc.dim
+
+
+def _merge(
+    album: Path,
+    plan: _Plan,
+    old: AlbumIndex | None,
+    vectors: dict[int, np.ndarray],
+    new_failures: dict[int, str],
+    dim: int,
+    report: IndexReport,
+) -> AlbumIndex:
+    """Reused and new rows in scan (sorted) order; counts the report's added/updated."""
+    entries = plan.entries
+    for pos in plan.todo:
+        if pos in vectors:
+            if pos in plan.existed:
+                report.updated += 1
+            else:
+                report.added += 1
+        elif entries[pos].rel in plan.prev_rows:
+            report.removed += 1  # had a row, now unreadable: the row is gone
+
+    keep_pos = sorted([p for p, _ in plan.reuse] + list(vectors))
+    slot = {pos: i for i, pos in enumerate(keep_pos)}
+    emb = np.empty((len(keep_pos), dim), dtype=np.float32)
+    if plan.reuse:
+        assert old is not None
+        emb[[slot[p] for p, _ in plan.reuse]] = old.embeddings[[r for _, r in plan.reuse]]
+    if vectors:
+        emb[[slot[p] for p in vectors]] = np.stack(list(vectors.values()))
+    by_rel = {e.rel: e for e in entries}
+    failures = sorted(plan.kept_failures + [(entries[p].rel, r) for p, r in new_failures.items()])
+    return AlbumIndex(
+        root=album,
+        paths=[entries[p].rel for p in keep_pos],
+        embeddings=emb,
+        mtimes=np.array([entries[p].mtime for p in keep_pos], dtype=np.float64),
+        sizes=np.array([entries[p].size for p in keep_pos], dtype=np.int64),
+        encoder=plan.enc_id,
+        source="picksel",
+        failures=failures,
+        failure_stats={rel: (by_rel[rel].size, by_rel[rel].mtime) for rel, _ in failures},
+    )
+
+
 def build_index(
     album: Path,
     *,
-    encoder: str = "builtin",
+    encoder: str | None = None,
     full: bool = False,
     state_dir: Path | None = None,
     from_photomap: Path | None = None,
@@ -267,168 +531,73 @@ def build_index(
     """Create or update the album's index and save it.
 
     Incremental: new and changed files (size or mtime) are encoded, removed ones dropped,
-    unchanged ones reused without decoding; a different encoder (or ``full``) re-encodes
-    everything. A PhotoMapAI index (given, or found in the album when ours is missing or
+    unchanged ones reused without decoding; ``full`` re-encodes everything. ``encoder``
+    None keeps the album's current encoder (builtin for a new album); another encoder
+    switches to it, keeping the current vectors beside the index so switching back is
+    instant. A PhotoMapAI index (given, or found in the album when ours is missing or
     was imported from it) is imported instead of encoding. ``Cancelled`` leaves the old
     index untouched. Unreadable files are reported, never fatal.
+
+    Stages: claim the files → load the old index → PhotoMapAI? → scan → plan → encode →
+    merge → save.
     """
     album = Path(album)
     if not album.is_dir():
         raise PickselError(f"album folder not found: {album}")
     report = IndexReport()
+    sdir = album_state_dir(album, state_dir)
+    if state_dir is not None:  # a shared folder may hold someone else's index
+        store.claim(sdir / INDEX_FILENAME, album, report.messages)
+    current = store.peek(sdir / INDEX_FILENAME)
     old = None if full else _try_load(album, state_dir, report)
 
-    from picksel import photomap
-
-    pm_dir = None
-    if from_photomap is not None:
-        pm_dir = photomap.resolve_photomap(Path(from_photomap))
-    elif not full and (old is None or old.source == "photomap"):
-        pm_dir = photomap.find_photomap_dir(album)
-    elif old is not None and old.source != "photomap":
-        found = photomap.find_photomap_dir(album)
-        if found is not None and not full:
-            report.messages.append(
-                f"PhotoMapAI index at {found} not used (this album is indexed with "
-                f"{old.encoder}); pass --from-photomap to switch to it"
-            )
+    pm_dir = _photomap_source(album, old, encoder, from_photomap, full, report)
     if pm_dir is not None:
+        from picksel import photomap
+
+        if state_dir is not None and current is not None and current[1] != "photomap":
+            store.claim(store.stash_path(sdir, *current), album, report.messages)
         return photomap.build_from_photomap(
             album, pm_dir, state_dir=state_dir, old=old, report=report,
             progress=progress, cancel=cancel,
         )
+    if old is not None and old.source == "photomap" and encoder is None and not full:
+        report.messages.append(
+            f"kept the index imported from PhotoMapAI (no PhotoMapAI index found in {album} now): "
+            "pass --from-photomap FILE to refresh it, or --encoder builtin to encode the album"
+        )
+        report.source, report.unchanged, report.failures = "photomap", len(old), list(old.failures)
+        return old, report
 
+    spec = _encoder_spec(encoder, current)
+    enc_id = canonical_spec(spec)
+    reuse = old
+    if current is not None and current != (enc_id, "picksel"):
+        earlier = _switch(album, sdir, state_dir, current, enc_id, full, report)
+        reuse = earlier if earlier is not None else old
     unlisted: list[tuple[str, str]] = []
     entries = scan_album(album, progress=progress, cancel=cancel, unreadable=unlisted)
     if unlisted:
         report.messages.append(unreadable_folders_message(unlisted))
-    enc_id = canonical_spec(encoder)
-    stale_width = (
-        old is not None
-        and enc_id.startswith("builtin")
-        and len(old) > 0
-        and old.dim != _builtin_dim()
-    )  # a development build wrote another width under the same id: never mix widths
-    if old is not None and (old.encoder != enc_id or old.source != "picksel" or stale_width):
-        report.messages.append(
-            f"encoder changed ({old.encoder} → {enc_id}): re-encoding all {len(entries)} images"
-        )
-        old_rows: dict[str, int] = {}
-        old_failed: dict[str, tuple[int, float]] = {}
-        old_reasons: dict[str, str] = {}
-    else:
-        old_rows = old.row_of() if old is not None else {}
-        old_failed = old.failure_stats if old is not None else {}
-        old_reasons = dict(old.failures) if old is not None else {}
-
-    # What existed before (for the report), even when its vector cannot be reused.
-    prev_rows = old.row_of() if old is not None else {}
-    prev_failed = old.failure_stats if old is not None else {}
-    reuse: list[tuple[int, int]] = []  # (new position, old row)
-    kept_failures: list[tuple[str, str]] = []
-    todo: list[int] = []  # positions in entries to encode
-    existed: set[int] = set()  # positions in todo that were in the old index (rows/failures)
-    for pos, e in enumerate(entries):
-        row = old_rows.get(e.rel)
-        if row is not None:
-            assert old is not None
-            if int(old.sizes[row]) == e.size and float(old.mtimes[row]) == e.mtime:
-                reuse.append((pos, row))
-                continue
-        elif e.rel in old_failed and old_failed[e.rel] == (e.size, e.mtime):
-            kept_failures.append((e.rel, old_reasons.get(e.rel, "unreadable")))
-            continue
-        if e.rel in prev_rows or e.rel in prev_failed:
-            existed.add(pos)
-        todo.append(pos)
-    current = {e.rel for e in entries}
-    if old is not None:
-        report.removed = sum(1 for p in old.paths if p not in current)
-    report.unchanged = len(reuse)
-
-    unchanged_album = (
-        old is not None
-        and not todo
-        and report.removed == 0
-        and len(reuse) == len(old)
-        and len(kept_failures) == len(old.failures)
-    )
-    if unchanged_album:
+    plan = _plan(entries, old, reuse, enc_id, report)
+    if plan.unchanged:
         assert old is not None
         report.failures = list(old.failures)
         if report.failures:
             report.messages.append(failure_message(report.failures))
         return old, report
-
-    vectors: dict[int, np.ndarray] = {}
-    new_failures: dict[int, str] = {}
-    if todo:
-        enc = get_encoder(encoder)
-        try:
-            total = len(todo)
-            done = 0
-            if progress is not None:
-                progress(0, total, f"encoding {total} images with {enc.id}")
-            for start in range(0, total, BATCH_SIZE):
-                if cancel is not None and cancel():
-                    raise Cancelled()
-                batch = todo[start : start + BATCH_SIZE]
-                results = encode_paths(enc, [album / entries[p].rel for p in batch])
-                for pos, (vec, reason) in zip(batch, results, strict=True):
-                    if vec is None:
-                        new_failures[pos] = reason
-                    else:
-                        vectors[pos] = vec
-                done += len(batch)
-                if progress is not None:
-                    progress(done, total, f"encoded {done}/{total} images")
-        finally:
-            close_encoder(enc)
-        dim = enc.dim
-    elif old is not None and old.encoder == enc_id:
-        dim = old.dim
-    else:
-        # Nothing to encode (empty album): keep the encoder's width without loading a
-        # model just for that when it is the builtin one.
-        dim = _builtin_dim() if enc_id.startswith("builtin") else 0
-
-    for pos in todo:
-        if pos in vectors:
-            if pos in existed:
-                report.updated += 1
-            else:
-                report.added += 1
-        elif entries[pos].rel in prev_rows:
-            report.removed += 1  # had a row, now unreadable: the row is gone
-
-    # Assemble rows in scan (sorted) order.
-    keep_pos = sorted([p for p, _ in reuse] + list(vectors))
-    slot = {pos: i for i, pos in enumerate(keep_pos)}
-    emb = np.empty((len(keep_pos), dim), dtype=np.float32)
-    if reuse:
-        assert old is not None
-        emb[[slot[p] for p, _ in reuse]] = old.embeddings[[r for _, r in reuse]]
-    if vectors:
-        emb[[slot[p] for p in vectors]] = np.stack(list(vectors.values()))
-    by_rel = {e.rel: e for e in entries}
-    failures = sorted(kept_failures + [(entries[p].rel, r) for p, r in new_failures.items()])
-    index = AlbumIndex(
-        root=album,
-        paths=[entries[p].rel for p in keep_pos],
-        embeddings=emb,
-        mtimes=np.array([entries[p].mtime for p in keep_pos], dtype=np.float64),
-        sizes=np.array([entries[p].size for p in keep_pos], dtype=np.int64),
-        encoder=enc_id,
-        source="picksel",
-        failures=failures,
-        failure_stats={rel: (by_rel[rel].size, by_rel[rel].mtime) for rel, _ in failures},
-    )
+    vectors, new_failures, dim = _encode(album, plan, spec, reuse, progress, cancel)
+    index = _merge(album, plan, reuse, vectors, new_failures, dim, report)
     if cancel is not None and cancel():
         raise Cancelled()
-    save_index(index, state_dir)
-    prune_thumbnails(album_state_dir(album, state_dir), index.paths, index.mtimes)
-    report.failures = failures
-    report.source = "picksel"
-    if failures:
-        report.messages.append(failure_message(failures))
+    _save(index, state_dir, report)
     return index, report
+
+
+def _save(index: AlbumIndex, state_dir: Path | None, report: IndexReport) -> None:
+    save_index(index, state_dir)
+    prune_thumbnails(album_state_dir(index.root, state_dir), index.paths, index.mtimes)
+    report.failures = index.failures
+    report.source = index.source
+    if index.failures:
+        report.messages.append(failure_message(index.failures))

@@ -16,7 +16,19 @@ module's ``excel``/``excel-tab`` dialects read them back (we quote ourselves so 
 result does not depend on which Python version's csv writer quotes a bare CR). The file
 is UTF-8 with ``surrogateescape``, so file names that were not valid UTF-8 come back as
 the same bytes. It is written atomically and never replaces an existing file unless
-``overwrite=True``.
+``overwrite=True``. Like a plain ``open()``, it gets the mode the umask allows (0644
+under the usual 022), not mkstemp's 0600.
+
+Cells a spreadsheet would run as a formula (starting with ``= + - @``, tab or CR: a folder
+named ``=HYPERLINK(...)`` becomes a live link) get a leading ``'`` by default, as OWASP's
+CSV-injection advice says; a text cell that itself starts with ``'`` gets one too, so
+``read_inventory`` can strip exactly one and return every name unchanged. ``raw=True``
+writes cells as they are, for machine readers (read back with ``raw=True``).
+
+Included rows are only indexed images of the album: an entry of the saved selection that
+is not (``.``, ``../../etc/passwd``, a caption...) is left out, and the caller reports
+``left_out_of_inventory`` once. Without a selection there is nothing to list: both the
+CLI and the app refuse with ``NO_SELECTION``.
 """
 
 from __future__ import annotations
@@ -31,10 +43,14 @@ from pathlib import Path
 
 from picksel.errors import PickselError
 from picksel.export import place_no_replace
+from picksel.filemode import chmod_like_new_file
+from picksel.indexed import split_indexed
 from picksel.state import SavedSelection
 
 HEADER = ("Filename", "Subfolder", "Count", "Frequency(%)", "Index", "Status")
 INCLUDED, EXCLUDED = "Included", "Excluded"
+NO_SELECTION = "no selection yet: run a selection first (`picksel select ALBUM`, or s in the app)"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -59,13 +75,27 @@ def _split(rel: str) -> tuple[str, str]:
     return name, folder
 
 
+def _included(paths: list[str], selection: SavedSelection, excluded: set[str]) -> tuple[list[str], list[str]]:
+    return split_indexed((rel for rel in selection.consensus if rel not in excluded), paths)
+
+
+def left_out_of_inventory(
+    paths: list[str], selection: SavedSelection | None, excluded: set[str]
+) -> list[str]:
+    """Entries of the saved selection that ``inventory_rows`` leaves out (not indexed images)."""
+    return [] if selection is None else _included(paths, selection, excluded)[1]
+
+
 def inventory_rows(
     paths: list[str], selection: SavedSelection | None, excluded: set[str]
 ) -> list[InventoryRow]:
     """Included rows (consensus minus exclusions, consensus order) then Excluded rows.
 
-    ``paths`` is the album index's row list (for the Index column).
+    ``paths`` is the album index's row list (for the Index column, and the only images an
+    Included row may name). Raises PickselError(NO_SELECTION) without a selection.
     """
+    if selection is None:
+        raise PickselError(NO_SELECTION)
     row_of = {p: i for i, p in enumerate(paths)}
     rows: list[InventoryRow] = []
 
@@ -75,8 +105,7 @@ def inventory_rows(
         name, folder = _split(rel)
         return InventoryRow(name, folder, votes, freq, row_of.get(rel), status)
 
-    if selection is not None:
-        rows.extend(make(rel, INCLUDED) for rel in selection.consensus if rel not in excluded)
+    rows.extend(make(rel, INCLUDED) for rel in _included(paths, selection, excluded)[0])
     rows.extend(make(rel, EXCLUDED) for rel in sorted(excluded))
     return rows
 
@@ -87,13 +116,23 @@ def _quote(field: str, delimiter: str) -> str:
     return field
 
 
-def _format(rows: list[InventoryRow], delimiter: str) -> str:
+def neutralise(cell: str) -> str:
+    """``'`` before a cell a spreadsheet would take for a formula (or one starting with ``'``)."""
+    return "'" + cell if cell.startswith((*FORMULA_STARTS, "'")) else cell
+
+
+def unneutralise(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_STARTS, "'")) else cell
+
+
+def _format(rows: list[InventoryRow], delimiter: str, raw: bool = False) -> str:
+    text = (lambda c: c) if raw else neutralise
     out = io.StringIO()
     out.write(delimiter.join(HEADER) + "\n")
     for r in rows:
         fields = (
-            r.filename,
-            r.subfolder,
+            text(r.filename),
+            text(r.subfolder),
             str(r.count),
             f"{r.frequency:.1f}",
             "" if r.index is None else str(r.index),
@@ -103,15 +142,19 @@ def _format(rows: list[InventoryRow], delimiter: str) -> str:
     return out.getvalue()
 
 
-def write_inventory(file: Path, rows: list[InventoryRow], *, csv: bool = False, overwrite: bool = False) -> int:
+def write_inventory(
+    file: Path, rows: list[InventoryRow], *, csv: bool = False, overwrite: bool = False, raw: bool = False
+) -> int:
     """Write ``rows`` (TSV, or CSV with ``csv=True``); returns how many rows were written.
+
+    ``raw=True`` leaves formula-like cells as they are (see the module docstring).
 
     Raises PickselError when ``file`` exists and ``overwrite`` is False, or it cannot be
     written. The file appears complete or not at all.
     """
     file = Path(file)
     try:
-        data = _format(rows, "," if csv else "\t").encode("utf-8", "surrogateescape")
+        data = _format(rows, "," if csv else "\t", raw).encode("utf-8", "surrogateescape")
     except UnicodeEncodeError as e:
         raise PickselError(f"cannot write {file}: a name holds text that is not a file name ({e.reason})") from e
     if not overwrite and os.path.lexists(file):
@@ -123,6 +166,7 @@ def write_inventory(file: Path, rows: list[InventoryRow], *, csv: bool = False, 
     except OSError as e:
         raise PickselError(f"cannot write {file}: {(e.strerror or str(e)).lower()}") from e
     try:
+        chmod_like_new_file(fd)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -146,8 +190,10 @@ def write_inventory(file: Path, rows: list[InventoryRow], *, csv: bool = False, 
     return len(rows)
 
 
-def read_inventory(file: Path, *, csv: bool = False) -> list[InventoryRow]:
-    """Parse a file written by ``write_inventory`` (PickselError on anything else)."""
+def read_inventory(file: Path, *, csv: bool = False, raw: bool = False) -> list[InventoryRow]:
+    """Parse a file written by ``write_inventory`` with the same ``csv`` and ``raw``
+    (PickselError on anything else)."""
+    text = (lambda c: c) if raw else unneutralise
     file = Path(file)
     dialect = "excel" if csv else "excel-tab"
     try:
@@ -167,7 +213,7 @@ def read_inventory(file: Path, *, csv: bool = False) -> list[InventoryRow]:
             if status not in (INCLUDED, EXCLUDED):
                 raise ValueError(f"status {status!r}")
             rows.append(
-                InventoryRow(name, folder, int(count), float(freq), int(index) if index else None, status)
+                InventoryRow(text(name), text(folder), int(count), float(freq), int(index) if index else None, status)
             )
         except ValueError as e:
             raise PickselError(f"{file}: bad record {n} ({e})") from e

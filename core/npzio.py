@@ -1,64 +1,188 @@
-"""Read one big array out of an ``.npz`` fast and without pickles.
+"""Read arrays out of an ``.npz`` fast, checked, and without pickles.
 
 ``np.load(npz)[key]`` streams an uncompressed member through ``zipfile`` in 256 KB
-chunks and checks its CRC in Python-visible steps: for a 100,000 × 768 float32 matrix
-(300 MB) that is most of the load time. ``np.savez`` stores members uncompressed, so the
-member's bytes sit contiguously in the file: we find them from the zip headers and read
-them straight into the array (one copy, no CRC pass). Anything unusual (compressed,
-encrypted, a newer .npy header) falls back to ``np.load``. Object arrays are refused
-either way — nothing is ever unpickled.
+chunks: for a 100,000 × 768 float32 matrix (300 MB) that is most of the load time.
+``np.savez`` stores members uncompressed, so the member's bytes sit contiguously in the
+file: we find them from the zip headers and read them straight into the array.
+
+The file may be hostile or damaged, so nothing it claims is trusted before it is checked:
+a ``.npy`` header's shape must account for exactly the member's bytes, and the member must
+fit in the file, before anything is allocated (a header claiming 10^10 rows is refused,
+not attempted); every member's zip CRC is verified (zlib.crc32 runs at GB/s, a small
+price next to the read, and a flipped byte in the vectors is caught); object arrays are
+refused, so nothing is ever unpickled. Errors are ``NpzError`` with one readable line —
+never numpy's own text, which suggests ``pickle.load()``.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import struct
 import zipfile
+import zlib
+from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
+MAX_INFLATE = 1024
+"""A compressed member may claim at most this many bytes per stored byte (a zip bomb
+claims far more); ``np.savez_compressed`` output of real indexes stays well below."""
+MAX_HEADER = 10_000
+"""Largest ``.npy`` header accepted (numpy's own default limit)."""
+_CHUNK = 1 << 24
+_ZIP_ERRORS = (
+    zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, NotImplementedError, struct.error,
+)  # what zipfile raises on a damaged directory (UnicodeDecodeError is a ValueError)
+
+
+class NpzError(ValueError):
+    """The file is not a usable npz: one line saying why."""
+
+
+def read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
+    """The named arrays of ``path`` (keys the file does not hold are left out).
+
+    Raises NpzError (damaged, hostile or pickled content) and OSError."""
+    path = Path(path)
+    out: dict[str, np.ndarray] = {}
+    with open(path, "rb") as fh:
+        file_size = os.fstat(fh.fileno()).st_size
+        try:
+            zf = zipfile.ZipFile(fh)
+        except _ZIP_ERRORS as exc:
+            raise NpzError(f"not an npz (zip) file: {exc}") from None
+        with zf:
+            names = set(zf.namelist())
+            for key in keys:
+                if key + ".npy" not in names:
+                    continue
+                info = zf.getinfo(key + ".npy")
+                try:
+                    out[key] = _read_member(zf, fh, info, file_size, key)
+                except NpzError:
+                    raise
+                except (
+                    zipfile.BadZipFile, ValueError, EOFError, struct.error, OverflowError,
+                    NotImplementedError, zlib.error, UnicodeDecodeError,
+                ) as exc:
+                    raise NpzError(f"{key}: {_plain(exc)}") from None
+    return out
+
+
+def npz_keys(path: Path) -> list[str]:
+    """The array names in an npz (from its zip directory; nothing is read)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+    except _ZIP_ERRORS as exc:
+        raise NpzError(f"not an npz (zip) file: {exc}") from None
+
 
 def read_npz_array(path: Path, key: str) -> np.ndarray:
-    """``np.load(path, allow_pickle=False)[key]``, fast for stored members.
-    Raises KeyError (no such key), ValueError (object array, bad sizes), OSError,
-    zipfile.BadZipFile."""
-    path = Path(path)
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(key + ".npy")
-    if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
-        with np.load(path, allow_pickle=False) as npz:
-            return npz[key]
-    with open(path, "rb") as fh:
-        fh.seek(info.header_offset)
-        header = fh.read(zipfile.sizeFileHeader)
-        if len(header) != zipfile.sizeFileHeader:
-            raise ValueError(f"{key}: truncated zip header")
-        fields = struct.unpack(zipfile.structFileHeader, header)
-        if fields[zipfile._FH_SIGNATURE] != zipfile.stringFileHeader:
-            raise ValueError(f"{key}: bad zip header")
-        start = (
-            info.header_offset
-            + zipfile.sizeFileHeader
-            + fields[zipfile._FH_FILENAME_LENGTH]
-            + fields[zipfile._FH_EXTRA_FIELD_LENGTH]
-        )
-        fh.seek(start)
-        version = np.lib.format.read_magic(fh)
+    """One array; KeyError when the file does not hold it."""
+    arrays = read_npz(path, [key])
+    if key not in arrays:
+        raise KeyError(key)
+    return arrays[key]
+
+
+def _plain(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "pickle" in text or "allow_pickle" in text:
+        return "holds pickled objects, which picksel never loads"
+    return text
+
+
+def _read_header(stream: IO[bytes], key: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """(shape, fortran order, dtype, header length) of a ``.npy`` stream, validated."""
+    try:
+        version = np.lib.format.read_magic(stream)
         if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream, max_header_size=MAX_HEADER)
         elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-        else:  # pragma: no cover - future header versions: let numpy handle them
-            with np.load(path, allow_pickle=False) as npz:
-                return npz[key]
-        if dtype.hasobject:
-            raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
-        count = math.prod(shape)
-        header_len = fh.tell() - start
-        if header_len + count * dtype.itemsize != info.file_size:
-            raise ValueError(f"{key}: member size does not match its header")
-        arr = np.fromfile(fh, dtype=dtype, count=count)
-        if arr.size != count:
-            raise ValueError(f"{key}: truncated data")
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream, max_header_size=MAX_HEADER)
+        else:
+            raise NpzError(f"{key}: unknown .npy format version {version}")
+    except NpzError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - numpy parses the header text with tokenize/ast:
+        # hostile text raises TokenError, SyntaxError, MemoryError (deep nesting)...
+        raise NpzError(f"{key}: bad .npy header ({_plain(exc)})") from None
+    if dtype.hasobject:
+        raise NpzError(f"{key}: holds pickled objects, which picksel never loads")
+    if any(not isinstance(d, int) or d < 0 for d in shape):
+        raise NpzError(f"{key}: bad shape {shape}")
+    return shape, bool(fortran), dtype, stream.tell()
+
+
+def _read_member(
+    zf: zipfile.ZipFile, fh: IO[bytes], info: zipfile.ZipInfo, file_size: int, key: str
+) -> np.ndarray:
+    if info.flag_bits & 0x1:
+        raise NpzError(f"{key}: encrypted")
+    if info.compress_size > file_size or info.header_offset + info.compress_size > file_size:
+        raise NpzError(f"{key}: member runs past the end of the file (truncated?)")
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.file_size != info.compress_size:
+            raise NpzError(f"{key}: stored member sizes disagree")
+        return _read_stored(fh, info, key)
+    if info.file_size > MAX_INFLATE * info.compress_size + 4096:
+        raise NpzError(
+            f"{key}: claims {info.file_size} bytes from {info.compress_size} compressed (a zip bomb?)"
+        )
+    with zf.open(info) as stream:  # zipfile checks this member's CRC as it reaches the end
+        shape, fortran, dtype, header_len = _read_header(stream, key)
+        nbytes = _check_size(shape, dtype, header_len, info.file_size, key)
+        data = stream.read(nbytes)
+        if len(data) != nbytes or stream.read(1):
+            raise NpzError(f"{key}: member size does not match its header")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+
+def _check_size(shape: tuple[int, ...], dtype: np.dtype, header_len: int, member: int, key: str) -> int:
+    nbytes = math.prod(shape) * dtype.itemsize
+    if header_len + nbytes != member:
+        dims = "×".join(str(d) for d in shape) or "scalar"
+        raise NpzError(
+            f"{key}: header claims {dims} {dtype} values but the member holds {member - header_len} bytes"
+        )
+    return nbytes
+
+
+def _read_stored(fh: IO[bytes], info: zipfile.ZipInfo, key: str) -> np.ndarray:
+    """Read a stored member straight into its array, checking its CRC on the way."""
+    fh.seek(info.header_offset)
+    local = fh.read(zipfile.sizeFileHeader)
+    if len(local) != zipfile.sizeFileHeader:
+        raise NpzError(f"{key}: truncated zip header")
+    fields = struct.unpack(zipfile.structFileHeader, local)
+    if fields[zipfile._FH_SIGNATURE] != zipfile.stringFileHeader:
+        raise NpzError(f"{key}: bad zip header")
+    start = (
+        info.header_offset
+        + zipfile.sizeFileHeader
+        + fields[zipfile._FH_FILENAME_LENGTH]
+        + fields[zipfile._FH_EXTRA_FIELD_LENGTH]
+    )
+    fh.seek(start)
+    shape, fortran, dtype, end = _read_header(fh, key)
+    header_len = end - start
+    nbytes = _check_size(shape, dtype, header_len, info.file_size, key)
+    fh.seek(start)
+    crc = zlib.crc32(fh.read(header_len))
+    # np.empty, not bytearray: no pass zeroing 300 MB that the read overwrites anyway.
+    arr = np.empty(math.prod(shape), dtype=dtype)
+    view = memoryview(arr.view(np.uint8)) if nbytes else memoryview(b"")
+    done = 0
+    while done < nbytes:
+        got = fh.readinto(view[done : done + _CHUNK * 16])
+        if not got:
+            raise NpzError(f"{key}: truncated data")
+        done += got
+    crc = zlib.crc32(view, crc)
+    if crc != info.CRC:
+        raise NpzError(f"{key}: checksum mismatch (the file is damaged)")
     return arr.reshape(shape, order="F" if fortran else "C")

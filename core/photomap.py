@@ -14,16 +14,16 @@ Format (see DESIGN.md): ``photomap_index/embeddings.npz`` with ``embeddings`` fl
 
 from __future__ import annotations
 
+import math
 import os
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from picksel.errors import CancelFn, Cancelled, PickselError, ProgressFn
-from picksel.npzio import read_npz_array
+from picksel.npzio import NpzError, npz_keys, read_npz
 
 DIRNAME = "photomap_index"
 EMBEDDINGS = "embeddings.npz"
@@ -39,6 +39,7 @@ class PhotoMapIndex:
     """The plain-array part of a PhotoMapAI index."""
 
     dir: Path
+    file: Path  # the embeddings file read (normally dir / embeddings.npz)
     embeddings: np.ndarray  # float32 (N, D), rows re-normalised
     filenames: list[str]  # absolute paths as PhotoMapAI stored them
     mtimes: np.ndarray  # float64 (N,)
@@ -48,14 +49,15 @@ class PhotoMapIndex:
 
 
 def resolve_photomap(path: Path) -> Path:
-    """``--from-photomap`` accepts the embeddings.npz file, the photomap_index folder or
-    the folder containing it; returns the folder holding embeddings.npz."""
+    """``--from-photomap`` accepts an embeddings file (whatever its name: that file is the
+    one read), the photomap_index folder or the folder containing it; returns the
+    embeddings file."""
     path = Path(path).expanduser()
     if path.is_file():
-        return path.parent
+        return path
     for cand in (path, path / DIRNAME):
         if (cand / EMBEDDINGS).is_file():
-            return cand
+            return cand / EMBEDDINGS
     raise PickselError(f"no PhotoMapAI index found at {path} (expected {DIRNAME}/{EMBEDDINGS})")
 
 
@@ -100,70 +102,68 @@ def _renormalise(emb: np.ndarray) -> bool:
     return True
 
 
+MAX_DIM = 65_536
+"""Widest embedding accepted (CLIP models use 512 to 1,280)."""
+
+
+def _embedding_dim(dim: np.ndarray | None, bad) -> int | None:  # noqa: ANN001
+    """``embedding_dim`` as a whole number in range, None when absent."""
+    if dim is None:
+        return None
+    value = dim.item() if dim.shape == () and dim.dtype.kind in "iuf" else None
+    if value is None or not math.isfinite(value) or value != int(value) or not 0 <= value <= MAX_DIM:
+        shown = dim.item() if dim.shape == () and dim.size == 1 else f"{dim.dtype}{dim.shape}"
+        raise bad(f"embedding_dim {shown!r} is not a whole number from 0 to {MAX_DIM}")
+    return int(value)
+
+
 def read_photomap(pm_dir: Path) -> PhotoMapIndex:
-    """Load embeddings.npz (and umap.npz) without unpickling anything. PickselError
-    with the reason when the file is not a usable PhotoMapAI index."""
-    pm_dir = Path(pm_dir)
-    path = pm_dir / EMBEDDINGS
+    """Load embeddings.npz (or the embeddings file given) and its umap.npz without
+    unpickling anything. PickselError with the reason when the file is not a usable
+    PhotoMapAI index."""
+    path = Path(pm_dir)
+    if path.is_dir():
+        path = path / EMBEDDINGS
+    pm_dir = path.parent
 
     def bad(why: str) -> PickselError:
         return PickselError(f"PhotoMapAI index {path} is not usable ({why})")
 
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            keys = set(npz.files)
-            if "embeddings" not in keys or "filenames" not in keys:
-                raise bad("no embeddings/filenames arrays")
-            names = npz["filenames"]
-            mtimes = npz["modification_times"] if "modification_times" in keys else None
-            model = npz["model_id"] if "model_id" in keys else None
-            dim = npz["embedding_dim"] if "embedding_dim" in keys else None
-        # The big matrix: read straight into memory (see picksel.npzio).
-        emb = read_npz_array(path, "embeddings")
-    except PickselError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise bad(str(exc)) from exc
+        keys = set(npz_keys(path))
+        if "embeddings" not in keys or "filenames" not in keys:
+            raise bad("no embeddings/filenames arrays")
+        arrays = read_npz(path, ("filenames", "modification_times", "model_id", "embedding_dim", "embeddings"))
+    except (OSError, NpzError) as exc:
+        raise bad(str(exc)) from None
+    names, emb = arrays["filenames"], arrays["embeddings"]
+    mtimes = arrays.get("modification_times")
+    model = arrays.get("model_id")
+    dim = _embedding_dim(arrays.get("embedding_dim"), bad)
 
     if names.ndim != 1 or not (names.dtype.kind == "U" or (names.size == 0 and names.dtype.kind == "f")):
         raise bad(f"filenames are {names.dtype}{names.shape}")
     n = names.shape[0]
     if n == 0:
-        d = int(dim) if dim is not None and dim.shape == () and dim.dtype.kind in "iuf" else 0
-        emb = np.zeros((0, d), np.float32)
+        emb = np.zeros((0, dim or 0), np.float32)
     if emb.ndim != 2 or emb.shape[0] != n or emb.dtype.kind != "f":
         raise bad(f"embeddings are {emb.dtype}{emb.shape} for {n} filenames")
     if emb.dtype != np.float32:
         emb = emb.astype(np.float32)
     elif not emb.flags.writeable:
         emb = emb.copy()
-    if dim is not None and dim.shape == () and n and int(dim) != emb.shape[1]:
-        raise bad(f"embedding_dim {int(dim)} but embeddings have {emb.shape[1]} columns")
+    if dim is not None and n and dim != emb.shape[1]:
+        raise bad(f"embedding_dim {dim} but embeddings have {emb.shape[1]} columns")
     if mtimes is None or mtimes.shape != (n,) or mtimes.dtype.kind not in "fiu":
         mtimes = np.zeros(n, np.float64)
     model_id = str(model) if model is not None and model.shape == () and model.dtype.kind == "U" else LEGACY_MODEL_ID
     if not _renormalise(emb):
         raise bad("embeddings contain NaN or infinity")
 
-    umap, note = None, ""
-    upath = pm_dir / UMAP
-    if upath.is_file():
-        try:
-            if upath.stat().st_mtime < path.stat().st_mtime:
-                note = "PhotoMapAI's umap.npz is older than its embeddings (stale); the map will be recomputed"
-            else:
-                with np.load(upath, allow_pickle=False) as unpz:
-                    coords = unpz["umap"] if "umap" in unpz.files else None
-                if coords is None or coords.shape != (n, 2) or coords.dtype.kind != "f":
-                    note = "PhotoMapAI's umap.npz does not match its embeddings; the map will be recomputed"
-                elif not np.isfinite(coords).all():
-                    note = "PhotoMapAI's umap.npz has invalid values; the map will be recomputed"
-                else:
-                    umap = coords.astype(np.float32, copy=False)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-            note = f"PhotoMapAI's umap.npz is unreadable ({exc}); the map will be recomputed"
+    umap, note = _read_umap(path, n)
     return PhotoMapIndex(
         dir=pm_dir,
+        file=path,
         embeddings=emb,
         filenames=names.tolist() if n else [],
         mtimes=np.asarray(mtimes, dtype=np.float64),
@@ -171,6 +171,28 @@ def read_photomap(pm_dir: Path) -> PhotoMapIndex:
         umap=umap,
         umap_note=note,
     )
+
+
+def _read_umap(path: Path, n: int) -> tuple[np.ndarray | None, str]:
+    """PhotoMapAI's umap.npz beside ``path`` when it is that file's pair (``path`` is
+    embeddings.npz, or a renamed copy with no embeddings.npz beside it), fresh, and
+    matching row for row; else None and why (empty when there is none)."""
+    upath = path.parent / UMAP
+    if not upath.is_file():
+        return None, ""
+    if path.name != EMBEDDINGS and (path.parent / EMBEDDINGS).exists():
+        return None, f"{upath} belongs to {path.parent / EMBEDDINGS}, not {path.name}; the map will be recomputed"
+    try:
+        if upath.stat().st_mtime < path.stat().st_mtime:
+            return None, "PhotoMapAI's umap.npz is older than its embeddings (stale); the map will be recomputed"
+        coords = read_npz(upath, ["umap"]).get("umap")
+    except (OSError, NpzError) as exc:
+        return None, f"PhotoMapAI's umap.npz is unreadable ({exc}); the map will be recomputed"
+    if coords is None or coords.shape != (n, 2) or coords.dtype.kind != "f":
+        return None, "PhotoMapAI's umap.npz does not match its embeddings; the map will be recomputed"
+    if not np.isfinite(coords).all():
+        return None, "PhotoMapAI's umap.npz has invalid values; the map will be recomputed"
+    return coords.astype(np.float32, copy=False), ""
 
 
 def _rel_in_album(filename: str, roots: tuple[str, ...]) -> str | None:
@@ -207,7 +229,7 @@ def _relocation_prefix(names: list[str], known: set[str]) -> tuple[str, ...] | N
     votes: dict[tuple[str, ...], int] = {}
     for name in sample:
         parts = _parts(name)
-        for cut in range(len(parts) - 1):  # longest tail first
+        for cut in range(len(parts)):  # longest tail first; a flat album matches by name
             if "/".join(parts[cut:]) in known:
                 prefix = tuple(parts[:cut])
                 votes[prefix] = votes.get(prefix, 0) + 1
@@ -222,38 +244,23 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
 
-def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
-    album: Path,
-    pm_dir: Path,
-    *,
-    state_dir: Path | None,
-    old,  # noqa: ANN001 - AlbumIndex | None (import cycle)
-    report,  # noqa: ANN001 - IndexReport
-    progress: ProgressFn | None = None,
-    cancel: CancelFn | None = None,
-):  # noqa: ANN201 - tuple[AlbumIndex, IndexReport]
-    """Import a PhotoMapAI index as the album's index (``source="photomap"``).
+@dataclass
+class _Match:
+    """PhotoMapAI rows matched to album files (rows sorted by relative path)."""
 
-    Entries whose files are gone or outside the album are dropped and reported; album
-    images PhotoMapAI did not index are reported, not encoded (another encoder's vectors
-    would not be comparable). Fresh UMAP coordinates become our cached map."""
-    from picksel.album import state_dir as album_state_dir
-    from picksel.index import AlbumIndex, failure_message, save_index
-    from picksel.scan import scan_album
-    from picksel.thumbs import prune_thumbnails
+    rows: np.ndarray
+    rels: list[str]
+    seen: set[str]
+    gone: list[str]
+    outside: list[str]
+    changed: int
+    relocated: int
+    moved: tuple[str, ...] | None
 
-    album = Path(album)
-    if progress is not None:
-        progress(0, 3, "reading PhotoMapAI index")
-    pm = read_photomap(pm_dir)
-    if cancel is not None and cancel():
-        raise Cancelled()
-    if progress is not None:
-        progress(1, 3, "checking the album against the PhotoMapAI index")
-    entries = scan_album(album, cancel=cancel)
-    by_rel = {e.rel: e for e in entries}
+
+def _match(pm: PhotoMapIndex, album: Path, by_rel: dict) -> _Match:  # noqa: ANN001
+    """Map PhotoMapAI's absolute filenames onto album files, relocating a moved album."""
     roots = tuple(dict.fromkeys([os.path.abspath(album), os.path.realpath(album)]))
-
     keep_rows: list[int] = []
     keep_rels: list[str] = []
     gone: list[str] = []
@@ -287,42 +294,34 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
         keep_rels.append(rel)
         if pm.mtimes[row] and entry.mtime > float(pm.mtimes[row]) + 1.0:
             changed += 1
-
     order = np.argsort(np.array(keep_rels, dtype=object), kind="stable") if keep_rels else np.zeros(0, np.int64)
-    rows = np.asarray(keep_rows, dtype=np.int64)[order]
-    rels = [keep_rels[i] for i in order]
-    n_pm = len(pm.filenames)
-    if len(rows) == n_pm and np.array_equal(rows, np.arange(n_pm)):
-        emb = pm.embeddings  # already in our order: no copy of a possibly huge matrix
-    else:
-        emb = pm.embeddings[rows]
-    if cancel is not None and cancel():
-        raise Cancelled()
-
-    index = AlbumIndex(
-        root=album,
-        paths=rels,
-        embeddings=emb,
-        mtimes=np.array([by_rel[r].mtime for r in rels], dtype=np.float64),
-        sizes=np.array([by_rel[r].size for r in rels], dtype=np.int64),
-        encoder=pm.model_id,
-        source="photomap",
-        failures=[],
-        source_stamp=(pm.dir / EMBEDDINGS).stat().st_mtime,
+    return _Match(
+        rows=np.asarray(keep_rows, dtype=np.int64)[order],
+        rels=[keep_rels[i] for i in order],
+        seen=seen,
+        gone=gone,
+        outside=outside,
+        changed=changed,
+        relocated=relocated,
+        moved=moved,
     )
+
+
+def _report_match(pm: PhotoMapIndex, m: _Match, entries: list, index, old, report) -> None:  # noqa: ANN001
+    """Counts and one message per kind of mismatch."""
     report.source = "photomap"
     report.messages.append(
-        f"using PhotoMapAI index {pm.dir / EMBEDDINGS} ({_count(len(rels), 'image')}, model {pm.model_id})"
+        f"using PhotoMapAI index {pm.file} ({_count(len(m.rels), 'image')}, model {pm.model_id})"
     )
-    if relocated:
-        old_root = ("/" if pm.filenames[0].startswith(("/", "\\")) else "") + "/".join(moved or ())
+    if m.relocated:
+        old_root = ("/" if pm.filenames[0].startswith(("/", "\\")) else "") + "/".join(m.moved or ())
         report.messages.append(
             f"the PhotoMapAI index was built for {old_root or '/'}: "
-            f"{relocated} {'entry' if relocated == 1 else 'entries'} matched to this album "
+            f"{m.relocated} {'entry' if m.relocated == 1 else 'entries'} matched to this album "
             "by their paths under it"
         )
     old_rows = old.row_of() if old is not None and old.source == "photomap" else {}
-    for i, rel in enumerate(rels):
+    for i, rel in enumerate(m.rels):
         j = old_rows.get(rel)
         if j is None:
             report.added += 1
@@ -331,33 +330,94 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
         else:
             report.updated += 1
     if old is not None:
-        report.removed = sum(1 for p in old.paths if p not in seen)
-    if gone:
+        report.removed = sum(1 for p in old.paths if p not in m.seen)
+    if m.gone:
         report.messages.append(
-            f"{_count(len(gone), 'file')} listed in the PhotoMapAI index no longer "
-            f"{'exist and were' if len(gone) != 1 else 'exists and was'} left out: " + ", ".join(gone[:5])
-            + (", …" if len(gone) > 5 else "")
+            f"{_count(len(m.gone), 'file')} listed in the PhotoMapAI index no longer "
+            f"{'exist and were' if len(m.gone) != 1 else 'exists and was'} left out: " + ", ".join(m.gone[:5])
+            + (", …" if len(m.gone) > 5 else "")
         )
-    if outside:
+    if m.outside:
         report.messages.append(
-            f"{_count(len(outside), 'file')} in the PhotoMapAI index "
-            f"{'lie outside the album and were' if len(outside) != 1 else 'lies outside the album and was'} left out: " + ", ".join(outside[:3])
-            + (", …" if len(outside) > 3 else "")
+            f"{_count(len(m.outside), 'file')} in the PhotoMapAI index "
+            f"{'lie outside the album and were' if len(m.outside) != 1 else 'lies outside the album and was'} left out: "
+            + ", ".join(m.outside[:3])
+            + (", …" if len(m.outside) > 3 else "")
         )
-    missing = [e.rel for e in entries if e.rel not in seen]
+    missing = [e.rel for e in entries if e.rel not in m.seen]
     if missing:
         report.messages.append(
             f"{_count(len(missing), 'image')} {'are' if len(missing) != 1 else 'is'} not in the "
             "PhotoMapAI index; run PhotoMapAI again or `picksel index --full` to use the "
             "builtin encoder"
         )
-    if changed:
+    if m.changed:
         report.messages.append(
-            f"{_count(changed, 'image')} changed after PhotoMapAI indexed "
-            f"{'them' if changed != 1 else 'it'}; their embeddings may be out of date"
+            f"{_count(m.changed, 'image')} changed after PhotoMapAI indexed "
+            f"{'them' if m.changed != 1 else 'it'}; their embeddings may be out of date"
         )
     if old is not None and old.failures:
         report.failures = []
+
+
+def build_from_photomap(
+    album: Path,
+    pm_dir: Path,
+    *,
+    state_dir: Path | None,
+    old,  # noqa: ANN001 - AlbumIndex | None (import cycle)
+    report,  # noqa: ANN001 - IndexReport
+    progress: ProgressFn | None = None,
+    cancel: CancelFn | None = None,
+):  # noqa: ANN201 - tuple[AlbumIndex, IndexReport]
+    """Import a PhotoMapAI index as the album's index (``source="photomap"``).
+
+    Entries whose files are gone or outside the album are dropped and reported; album
+    images PhotoMapAI did not index are reported, not encoded (another encoder's vectors
+    would not be comparable). Fresh UMAP coordinates become our cached map.
+
+    Stages: read → scan → match → assemble → report → save → map."""
+    from picksel.album import state_dir as album_state_dir
+    from picksel.index import AlbumIndex, failure_message, save_index
+    from picksel.scan import scan_album
+    from picksel.thumbs import prune_thumbnails
+
+    album = Path(album)
+    if progress is not None:
+        progress(0, 3, "reading PhotoMapAI index")
+    pm = read_photomap(pm_dir)
+    if cancel is not None and cancel():
+        raise Cancelled()
+    if progress is not None:
+        progress(1, 3, "checking the album against the PhotoMapAI index")
+    entries = scan_album(album, cancel=cancel)
+    by_rel = {e.rel: e for e in entries}
+    m = _match(pm, album, by_rel)
+    n_pm = len(pm.filenames)
+    if n_pm and not m.rels:
+        raise PickselError(
+            f"none of the {_count(n_pm, 'path')} in PhotoMapAI index {pm.file} match files in "
+            f"{album} (the first is {pm.filenames[0]}); nothing was imported"
+        )
+    if len(m.rows) == n_pm and np.array_equal(m.rows, np.arange(n_pm)):
+        emb = pm.embeddings  # already in our order: no copy of a possibly huge matrix
+    else:
+        emb = pm.embeddings[m.rows]
+    if cancel is not None and cancel():
+        raise Cancelled()
+
+    index = AlbumIndex(
+        root=album,
+        paths=m.rels,
+        embeddings=emb,
+        mtimes=np.array([by_rel[r].mtime for r in m.rels], dtype=np.float64),
+        sizes=np.array([by_rel[r].size for r in m.rels], dtype=np.int64),
+        encoder=pm.model_id,
+        source="photomap",
+        failures=[],
+        source_stamp=pm.file.stat().st_mtime,
+    )
+    _report_match(pm, m, entries, index, old, report)
     if progress is not None:
         progress(2, 3, "saving index")
     if old is None or old.fingerprint() != index.fingerprint() or old.source_stamp != index.source_stamp:
@@ -367,7 +427,7 @@ def build_from_photomap(  # noqa: PLR0912, PLR0915 - one linear import procedure
         index = old
 
     if pm.umap is not None:
-        coords = pm.umap[rows]
+        coords = pm.umap[m.rows]
         try:
             from picksel.mapping import MapData, save_map
 

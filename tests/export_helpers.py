@@ -16,11 +16,15 @@ def make_album(root: Path, files: dict[str, bytes]) -> Path:
     return root
 
 
+MANIFEST = ".picksel-export.json"
+
+
 def listing(dest: Path) -> dict[str, bytes]:
-    """Every entry in DEST (hidden ones too, so a leftover temp file fails a test)."""
+    """Every entry in DEST (hidden ones too, so a leftover temp file fails a test) but the
+    export manifest (tested on its own)."""
     if not dest.exists():
         return {}
-    return {name: (dest / name).read_bytes() for name in sorted(os.listdir(dest))}
+    return {name: (dest / name).read_bytes() for name in sorted(os.listdir(dest)) if name != MANIFEST}
 
 
 def stem(name: str) -> str:

@@ -49,7 +49,7 @@ def test_small_album_export_with_collision_and_captions(small_album: Path, tmp_p
 def test_reference_naming_order_against_existing_different_files(tmp_path: Path):
     album = make_album(tmp_path / "alb", {"sub/a.png": b"new", "sub/a.txt": b"cap"})
     dest = make_album(tmp_path / "dest", {"a.png": b"other", "sub_a.png": b"other2"})
-    report = export_images(album, ["sub/a.png"], dest)
+    report = export_images(album, ["sub/a.png"], dest, others="merge")
     assert report.copied == [("sub/a.png", "sub_a_1.png")]
     assert report.sidecars == [("sub/a.txt", "sub_a_1.txt")]
     files = listing(dest)
@@ -60,7 +60,7 @@ def test_reference_naming_order_against_existing_different_files(tmp_path: Path)
 def test_top_level_image_uses_album_folder_name(tmp_path: Path):
     album = make_album(tmp_path / "myalbum", {"x.png": b"1", "d/x.png": b"2", "e/x.png": b"3"})
     dest = make_album(tmp_path / "dest", {"x.png": b"unrelated"})
-    report = export_images(album, ["x.png", "d/x.png", "e/x.png"], dest)
+    report = export_images(album, ["x.png", "d/x.png", "e/x.png"], dest, others="merge")
     assert [n for _, n in report.copied] == ["myalbum_x.png", "d_x.png", "e_x.png"]
 
 
@@ -110,17 +110,17 @@ def test_refusals_are_reported_and_the_rest_continue(tmp_path: Path):
             "folder.png", "ok.png", "c.png"]
     report = export_images(album, rels, tmp_path / "d")
     assert dict(report.skipped) == {
-        "link.png": "symlink refused",
-        "linkdir/b.png": "symlink refused",
+        "link.png": "symlink leaves the album",
         "../outside/secret.png": "outside the album",
         "/etc/passwd": "outside the album",
         "gone.png": "missing",
         "folder.png": "not a regular file",
-        "c.txt": "symlink refused",
+        "c.txt": "symlink leaves the album",
     }
-    assert report.copied == [("ok.png", "ok.png"), ("c.png", "c.png")]
-    assert sorted(listing(tmp_path / "d")) == ["c.png", "ok.png"]
-    assert "7 skipped" in report.summary()
+    # a link that stays inside the album is what the scanner indexes: its content is copied
+    assert report.copied == [("linkdir/b.png", "b.png"), ("ok.png", "ok.png"), ("c.png", "c.png")]
+    assert sorted(listing(tmp_path / "d")) == ["b.png", "c.png", "ok.png"]
+    assert "6 skipped" in report.summary()
 
 
 def test_dest_is_a_regular_file(tmp_path: Path):
@@ -280,7 +280,7 @@ def test_no_hard_links_fallback_never_overwrites(tmp_path: Path, monkeypatch):
         raise OSError(errno.EPERM, "Operation not permitted")
 
     monkeypatch.setattr(export_mod.os, "link", nolink)
-    report = export_images(album, ["p/a.png"], dest)
+    report = export_images(album, ["p/a.png"], dest, others="merge")
     assert report.copied == [("p/a.png", "p_a.png")]
     assert listing(dest) == {"a.png": b"old", "p_a.png": b"new"}
     tmp = dest / "t"
@@ -382,7 +382,7 @@ def test_naming_properties(entries, existing):
         make_album(dest, pre)
 
         plan = plan_export(album, rels, dest)
-        report = export_images(album, rels, dest)
+        report = export_images(album, rels, dest, others="merge")
         assert report.errors == []
         # the only refusal possible here: an image already exported next to a caption
         # that differs from ours (the user's edit is kept, nothing duplicated)
@@ -402,6 +402,6 @@ def test_naming_properties(entries, existing):
             assert after[name] == data  # nothing pre-existing was overwritten
         assert not any(n.startswith(".") and "picksel-tmp" in n for n in after)
 
-        again = export_images(album, rels, dest)
+        again = export_images(album, rels, dest, others="merge")
         assert listing(dest) == after  # exporting twice adds nothing
         assert again.copied == [] and again.sidecars == [] and sorted(again.identical_skipped) == sorted(rels)

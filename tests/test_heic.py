@@ -54,7 +54,7 @@ def test_heic_index_thumbnail_and_export(heic_album: Path, tmp_path: Path) -> No
     dest = tmp_path / "set"
     report = export_images(heic_album, ["iphone/IMG_0001.HEIC", "iphone/IMG_0002.heic"], dest)
     assert not report.errors
-    assert sorted(p.name for p in dest.iterdir()) == ["IMG_0001.HEIC", "IMG_0001.txt", "IMG_0002.heic"]
+    assert sorted(p.name for p in dest.iterdir() if p.name[0] != ".") == ["IMG_0001.HEIC", "IMG_0001.txt", "IMG_0002.heic"]
     assert (dest / "IMG_0001.HEIC").read_bytes() == (heic_album / "iphone" / "IMG_0001.HEIC").read_bytes()
 
 

@@ -220,7 +220,7 @@ def _rewrite(path: Path, **changes) -> None:
         ({"embeddings": "float64"}, "expected float32"),
         ({"sizes": "float32"}, "sizes are float32"),
         ({"version": 99}, "version 99"),
-        ({"paths": "object"}, "unreadable"),  # a pickled array is refused, not unpickled
+        ({"paths": "object"}, "pickled objects"),  # refused, not unpickled
         ({"mtimes": "short"}, "mtimes are"),
         ({"encoder": None}, "missing encoder"),
         ({"embeddings": "nan"}, "NaN"),
@@ -299,7 +299,7 @@ def test_read_npz_array_fast_path_matches_numpy(tmp_path: Path):
     assert np.array_equal(read_npz_array(tmp_path / "s.npz", "a"), a)
     assert np.array_equal(read_npz_array(tmp_path / "s.npz", "f"), f)
     assert np.array_equal(read_npz_array(tmp_path / "c.npz", "a"), a)  # compressed: numpy path
-    with pytest.raises(ValueError, match="allow_pickle"):
+    with pytest.raises(ValueError, match="pickled objects"):
         read_npz_array(tmp_path / "s.npz", "o")
     with pytest.raises(KeyError):
         read_npz_array(tmp_path / "s.npz", "missing")

@@ -12,7 +12,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from picksel.errors import PickselError
-from picksel.inventory import HEADER, InventoryRow, inventory_rows, read_inventory, write_inventory
+from picksel.inventory import (
+    HEADER,
+    NO_SELECTION,
+    InventoryRow,
+    inventory_rows,
+    left_out_of_inventory,
+    read_inventory,
+    write_inventory,
+)
 from picksel.state import SavedSelection
 
 PATHS = ["a/01.png", "a/02.png", "b/c/03.jpg", "top.jpg", "x.png"]
@@ -39,9 +47,20 @@ def test_rows_included_then_excluded():
     assert rows[3].rel == "b/c/03.jpg" and rows[0].rel == "top.jpg"
 
 
-def test_rows_without_selection_list_exclusions_only():
-    rows = inventory_rows(PATHS, None, {"x.png"})
-    assert rows == [InventoryRow("x.png", "", 0, 0.0, 4, "Excluded")]
+def test_rows_without_selection_are_refused():
+    # the CLI and the app share the message (a header-only file helps nobody)
+    with pytest.raises(PickselError) as exc:
+        inventory_rows(PATHS, None, {"x.png"})
+    assert str(exc.value) == NO_SELECTION
+
+
+def test_included_rows_are_indexed_images_only():
+    sel = selection()
+    sel.consensus = ["top.jpg", ".", "../../etc/passwd", "a/01.txt", "a/01.png"]
+    rows = inventory_rows(PATHS, sel, set())
+    assert [r.rel for r in rows] == ["top.jpg", "a/01.png"]
+    assert left_out_of_inventory(PATHS, sel, set()) == [".", "../../etc/passwd", "a/01.txt"]
+    assert left_out_of_inventory(PATHS, None, set()) == []
 
 
 def test_tsv_layout(tmp_path: Path):
@@ -107,7 +126,8 @@ def test_reading_something_else_is_a_clear_error(tmp_path: Path):
 # A name part is either text or what os.fsdecode makes of arbitrary bytes (lone surrogates).
 name_part = st.one_of(
     st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="/\x00"), min_size=1, max_size=12),
-    st.sampled_from(["a\tb", 'q"uote', "com,ma", "#hash", "new\nline", "cr\rlf\r\n", "bare\rcr", " sp "]),
+    st.sampled_from(["a\tb", 'q"uote', "com,ma", "#hash", "new\nline", "cr\rlf\r\n", "bare\rcr", " sp ",
+                     "=1+1", "+x", "-y", "@z", "'q", "''=", "'", "\tlead", "\rcr", "=HYPERLINK(\"a\",\"b\")"]),
     st.binary(min_size=1, max_size=12).filter(lambda b: b"/" not in b and b"\x00" not in b).map(os.fsdecode),
 )
 rel_paths = st.lists(name_part, min_size=1, max_size=3).map("/".join)
@@ -118,17 +138,22 @@ rel_paths = st.lists(name_part, min_size=1, max_size=3).map("/".join)
     included=st.lists(rel_paths, max_size=8, unique=True),
     excluded=st.sets(rel_paths, max_size=5),
     use_csv=st.booleans(),
+    raw=st.booleans(),
 )
-def test_round_trip_property(included, excluded, use_csv):
-    paths = sorted(set(included) | set(excluded))[::2]  # some excluded paths no longer indexed
+def test_round_trip_property(included, excluded, use_csv, raw):
+    paths = sorted(set(included) | set(sorted(excluded)[::2]))  # some excluded ones no longer indexed
     votes = {p: (i * 7) % 31 for i, p in enumerate(included + sorted(excluded))}
     votes = {p: v for p, v in votes.items() if v}
     sel = SavedSelection("kmeans", len(included), 30, 3, "f", list(included), votes)
     rows = inventory_rows(paths, sel, excluded)
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "inv"
-        assert write_inventory(f, rows, csv=use_csv) == len(rows)
-        back = read_inventory(f, csv=use_csv)
+        assert write_inventory(f, rows, csv=use_csv, raw=raw) == len(rows)
+        back = read_inventory(f, csv=use_csv, raw=raw)
+        if not raw:
+            with f.open(encoding="utf-8", errors="surrogateescape", newline="") as fh:
+                cells = [c for rec in csv.reader(fh, dialect="excel" if use_csv else "excel-tab") for c in rec]
+            assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
     assert back == rows
     assert [r.rel for r in back if r.status == "Included"] == [p for p in included if p not in excluded]
     assert {r.rel for r in back if r.status == "Excluded"} == excluded

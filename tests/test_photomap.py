@@ -169,8 +169,9 @@ def test_found_in_first_image_folder_and_explicit_paths(tmp_path: Path, demo_ima
     root, files = _album(tmp_path, demo_images, ["photos/x.png", "photos/y.png"])
     pm = write_photomap(root / "photos", files, unit_rows(2, 8))
     assert find_photomap_dir(root) == pm
-    assert resolve_photomap(pm / "embeddings.npz") == pm
-    assert resolve_photomap(pm) == pm and resolve_photomap(root / "photos") == pm
+    emb = pm / "embeddings.npz"
+    assert resolve_photomap(emb) == emb
+    assert resolve_photomap(pm) == emb and resolve_photomap(root / "photos") == emb
     with pytest.raises(PickselError, match="no PhotoMapAI index"):
         resolve_photomap(tmp_path)
     other = tmp_path / "elsewhere"

@@ -394,7 +394,7 @@ async def test_export_with_collisions_and_remembered_path(album: Path, tmp_path:
         await settle(app, pilot)
         result = str(app.screen.query_one("#export-summary", Static).render())
         assert f"{len(rels)} images and 6 captions copied" in result
-        assert len([p for p in dest.iterdir() if p.suffix != ".txt"]) == len(rels)
+        assert len([p for p in dest.iterdir() if p.suffix != ".txt" and p.name[0] != "."]) == len(rels)
         await pilot.press("escape")
         await pilot.pause()
         assert saved_state(app).export_path == str(dest)
@@ -434,8 +434,8 @@ async def test_export_errors_are_listed(album: Path, tmp_path: Path, monkeypatch
 
     real = export_mod.export_images
 
-    def failing(album_, rels, dest, *, progress=None, cancel=None):
-        report = real(album_, rels[:1], dest, progress=progress, cancel=cancel)
+    def failing(album_, rels, dest, *, progress=None, cancel=None, **kw):
+        report = real(album_, rels[:1], dest, progress=progress, cancel=cancel, **kw)
         report.errors.append((rels[1], "no space left on device"))
         return report
 

@@ -672,7 +672,9 @@ class PickselApp(App[int]):
         if not rels:
             self.notify("Nothing to export: run a selection first (s).", severity="warning")
             return
-        self.push_screen(ExportScreen(c.album, rels, default_export_path(c)), self._exported)
+        self.push_screen(
+            ExportScreen(c.album, rels, default_export_path(c), indexed=c.paths), self._exported
+        )
 
     def _exported(self, report) -> None:
         if report is not None and self.curator is not None:

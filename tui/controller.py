@@ -463,9 +463,12 @@ def legend_counts(vm: ViewModel) -> dict[str, int]:
 
 
 def default_export_path(curator: Curator) -> str:
+    """The last export folder, else ``ALBUM_export`` beside the album (where the user
+    keeps their pictures; the home folder can be anywhere, even ``/root``)."""
     if curator.state.export_path:
         return curator.state.export_path
-    return str(Path.home() / f"{curator.album.name}_export")
+    album = Path(curator.album).resolve()
+    return str(album.parent / f"{album.name or 'album'}_export")
 
 
 def default_inventory_path(curator: Curator, csv: bool = False) -> str:

@@ -46,17 +46,19 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
     )
     sp.add_argument(
         "--encoder",
-        default="builtin",
+        default=None,
         metavar="SPEC",
-        help="builtin (default, no model weights) or clip[:MODEL/PRETRAINED] "
-        "(needs `pip install 'picksel[clip]'` and locally cached weights)",
+        help="builtin (no model weights) or clip[:MODEL/PRETRAINED] (needs `pip install "
+        "'picksel[clip]'` and locally cached weights); default: the album's current encoder, "
+        "builtin for a new album. Switching keeps the old vectors, so switching back is instant",
     )
     sp.add_argument("--full", action="store_true", help="re-encode every image")
     sp.add_argument(
         "--from-photomap",
         type=Path,
-        metavar="DIR",
-        help="use this PhotoMapAI photomap_index folder (or its embeddings.npz)",
+        metavar="PATH",
+        help="import this PhotoMapAI index: an embeddings file (that file is read, whatever "
+        "its name), a photomap_index folder or the folder holding one",
     )
     sp.add_argument(
         "--map", action="store_true", help="also compute the 2-D UMAP map now (else the TUI does it)"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from picksel.cli.common import (
     AlbumCmd,
+    err,
     load_index_or_none,
     open_state,
     progress_bar,
@@ -21,17 +22,31 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
     sp = album_cmd("export", "copy the last selection (minus exclusions) to DEST",
                    "Copy the selected images and their caption sidecars (.txt .caption .json)\n"
                    "into DEST. Nothing is ever overwritten: name collisions get new names\n"
-                   "(parentdir_name.ext), identical files already in DEST are skipped.")
+                   "(parentdir_name.ext), identical files already in DEST are skipped.\n"
+                   "When DEST holds images that are not in this selection (an earlier export,\n"
+                   "other files), export refuses unless told to --merge with them or to\n"
+                   "--replace them (they are moved into DEST/.picksel-replaced-TIME/, never\n"
+                   "deleted). What was exported is recorded in DEST/.picksel-export.json.")
     sp.add_argument("dest", metavar="DEST", type=Path)
     sp.add_argument("--json", action="store_true", help="print the report as JSON")
+    others = sp.add_mutually_exclusive_group()
+    others.add_argument("--merge", action="store_const", const="merge", dest="others",
+                        help="add to the images already in DEST that are not in this selection")
+    others.add_argument("--replace", action="store_const", const="replace", dest="others",
+                        help="move those images (and their captions) into DEST/.picksel-replaced-TIME/ first")
     sp.set_defaults(handler=cmd_export)
 
     sp = album_cmd("inventory", "write the inventory of included and excluded images",
-                   "Columns: Filename Subfolder Count Frequency(%%) Index Status.\n"
-                   "Included images first (consensus order), then excluded ones.")
+                   "Columns: Filename Subfolder Count Frequency(%) Index Status.\n"
+                   "Included images first (consensus order), then excluded ones.\n"
+                   "Cells starting with = + - @ (or tab, CR) get a leading ' so a spreadsheet\n"
+                   "shows them as text instead of running them as formulas; --raw writes\n"
+                   "them as they are (for scripts).")
     sp.add_argument("file", metavar="FILE", type=Path)
     sp.add_argument("--csv", action="store_true", help="comma-separated instead of tab-separated")
     sp.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    sp.add_argument("--raw", action="store_true",
+                    help="write cells as they are, without the ' that keeps spreadsheets from running formulas")
     sp.set_defaults(handler=cmd_inventory)
 
     sp = album_cmd("favorites", "print the favorites (or --set them to the selection)", "")
@@ -41,15 +56,30 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
     sp.set_defaults(handler=cmd_favorites)
 
 
+def _indexed_paths(album: Path, state_dir: Path | None) -> list[str]:
+    """The album index's paths: export and inventory accept only these."""
+    from picksel.errors import PickselError
+
+    index = load_index_or_none(album, state_dir)
+    if index is None:
+        raise PickselError(f"{album} has no index: run `picksel index {album}` first")
+    return index.paths
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from picksel.export import export_images
+    from picksel.indexed import left_out_line
     from picksel.state import included_paths, save_state
 
     album, sdir, state = open_state(args)
     require_selection(state, album)
     rels = included_paths(state)
+    indexed = _indexed_paths(album, args.state_dir)
     with progress_bar("Exporting") as progress:
-        report = export_images(album, rels, args.dest, progress=progress)
+        report = export_images(album, rels, args.dest, progress=progress, indexed=indexed,
+                               others=args.others)
+    if report.left_out:
+        err(left_out_line(report.left_out))
     state.export_path = str(Path(args.dest).resolve())
     save_state(sdir, state)
     if args.json:
@@ -60,6 +90,10 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "sidecars": len(report.sidecars),
                 "files": [{"path": rel, "name": name} for rel, name in report.copied + report.sidecars],
                 "already_there": [str(p) for p in report.identical_skipped],
+                "left_out": report.left_out,
+                "merged_with": report.merged_with,
+                "replaced": report.replaced,
+                "replaced_to": str(report.replaced_to) if report.replaced_to else None,
                 "skipped": [[str(p), r] for p, r in report.skipped],
                 "errors": [[str(p), r] for p, r in report.errors],
             },
@@ -78,14 +112,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_inventory(args: argparse.Namespace) -> int:
-    from picksel.inventory import inventory_rows, write_inventory
+    from picksel.indexed import left_out_line
+    from picksel.inventory import inventory_rows, left_out_of_inventory, write_inventory
 
     album, _, state = open_state(args)
-    selection = require_selection(state, album)
-    index = load_index_or_none(album, args.state_dir)
-    paths = index.paths if index is not None else list(selection.votes)
-    rows = inventory_rows(paths, selection, state.excluded)
-    n = write_inventory(args.file, rows, csv=args.csv, overwrite=args.force)
+    paths = _indexed_paths(album, args.state_dir) if state.selection is not None else []
+    rows = inventory_rows(paths, state.selection, state.excluded)
+    left_out = left_out_of_inventory(paths, state.selection, state.excluded)
+    if left_out:
+        err(left_out_line(left_out))
+    n = write_inventory(args.file, rows, csv=args.csv, overwrite=args.force, raw=args.raw)
     included = sum(1 for r in rows if r.status == "Included")
     print(f"inventory written to {args.file}: {included} included, {n - included} excluded")
     return 0

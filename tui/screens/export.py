@@ -6,11 +6,17 @@ then a result listing every error and every skipped or already-there file. A fol
 does not exist yet is created by the export itself. The copy runs in a thread worker; it
 is cancelled (escape, or quitting the app) between files, and every file already copied
 stays complete (the engine copies to a temp name and renames).
+
+When the folder already holds images that are not in this selection (an earlier export,
+anyone's files), the review says how many and Copy gives way to three choices: add to
+them, move them aside into ``.picksel-replaced-TIME/`` (nothing is deleted), or type
+another folder; mixing two sets silently would send the mix to training.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection
 from pathlib import Path
 
 from rich.text import Text
@@ -61,8 +67,16 @@ def nearest_existing_dir(path: Path) -> Path:
     return Path.home()
 
 
-def plan_summary(items, dest: Path) -> tuple[Text, int]:
-    """The confirmation line plus notes; returns (text, images that will be copied)."""
+HIDDEN_NOTE = "The tree hides folders whose name starts with '.'; type such a path in the field above."
+
+
+def plan_summary(items, dest: Path, survey=None, left_out: Collection[str] = ()) -> tuple[Text, int]:
+    """The confirmation line plus notes; returns (text, images that will be copied).
+
+    ``survey`` (a DestSurvey) adds what DEST holds besides this selection; ``left_out``
+    the saved entries that are not indexed images of the album."""
+    from picksel.indexed import left_out_line
+
     copy = [it for it in items if it.problem is None and not it.already_there]
     there = [it for it in items if it.already_there]
     refused = [it for it in items if it.problem is not None]
@@ -80,6 +94,15 @@ def plan_summary(items, dest: Path) -> tuple[Text, int]:
             text.append(f"\n  {it.rel}: {it.problem}", style="red")
         if len(refused) > 20:
             text.append(f"\n  … and {len(refused) - 20} more", style="red")
+    if left_out:
+        text.append(f"\n{left_out_line(list(left_out))}", style="yellow")
+    if survey is not None and survey.others:
+        text.append(f"\n{survey.line()}.", style="bold yellow")
+        text.append(
+            "\nAdd to them, move them aside into .picksel-replaced-TIME/ (nothing is deleted),"
+            " or choose another folder.",
+            style="yellow",
+        )
     if not dest.exists():
         text.append("\nThe folder does not exist yet: it will be created.", style="dim")
     return text, len(copy)
@@ -101,6 +124,10 @@ def report_text(report) -> Text:
         text.append("\n\nalready there (identical, not copied):", style="bold")
         for rel in report.identical_skipped:
             text.append(f"\n  {rel}")
+    if report.replaced_to is not None:
+        text.append(f"\n\nmoved aside into {report.replaced_to} (nothing deleted):", style="bold")
+        for name in report.replaced:
+            text.append(f"\n  {name}")
     renamed = [(rel, name) for rel, name in report.copied if Path(rel).name != name]
     if renamed:
         text.append("\n\nrenamed:", style="bold")
@@ -114,11 +141,15 @@ class ExportScreen(ModalScreen[object]):
 
     BINDINGS = [Binding("escape", "close", "Cancel / close")]
 
-    def __init__(self, album: Path, rels: list[str], dest: str) -> None:
+    def __init__(
+        self, album: Path, rels: list[str], dest: str, indexed: Collection[str] | None = None
+    ) -> None:
         super().__init__()
         self.album = Path(album)
         self.rels = list(rels)
+        self.indexed = set(indexed) if indexed is not None else None
         self.initial = dest
+        self._needs_choice = False
         self.cancel_event = threading.Event()
         self.report = None
         self._planned_for: str | None = None
@@ -131,15 +162,20 @@ class ExportScreen(ModalScreen[object]):
             yield Static("Destination folder (typed, or picked below; created if missing):")
             yield Input(self.initial, id="dest", placeholder="/path/to/folder")
             yield FolderTree(nearest_existing_dir(Path(self.initial).expanduser()), id="tree")
+            yield Static(Text(HIDDEN_NOTE, style="dim"), id="hidden-note")
             with VerticalScroll(id="export-summary-box"):
                 yield Static("", id="export-summary")
             yield ProgressBar(id="export-progress", total=None, show_eta=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Review  enter", id="plan", compact=True)
                 yield Button("Copy", id="copy", variant="primary", compact=True, disabled=True)
+                yield Button("Add to them", id="merge", variant="primary", compact=True)
+                yield Button("Move them aside", id="replace", variant="warning", compact=True)
+                yield Button("Other folder", id="other", compact=True)
                 yield Button("Close  esc", id="close", compact=True)
 
     def on_mount(self) -> None:
+        self._show_choices(False)
         self.query_one("#export-progress").display = False
         self.query_one("#tree", FolderTree).root.expand()
         self.query_one("#dest", Input).focus()
@@ -161,7 +197,9 @@ class ExportScreen(ModalScreen[object]):
     @on(Input.Submitted, "#dest")
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        if self._planned_for == event.value.strip() and not self.query_one("#copy", Button).disabled:
+        if self._planned_for == event.value.strip() and self._needs_choice:
+            self.query_one("#merge", Button).focus()  # never mix two sets on a bare enter
+        elif self._planned_for == event.value.strip() and not self.query_one("#copy", Button).disabled:
             self.start_copy()
         else:
             self.review()
@@ -171,6 +209,7 @@ class ExportScreen(ModalScreen[object]):
         if self._planned_for is not None and event.value.strip() != self._planned_for:
             self._planned_for = None
             self.query_one("#copy", Button).disabled = True
+            self._show_choices(False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -178,18 +217,38 @@ class ExportScreen(ModalScreen[object]):
             self.review()
         elif event.button.id == "copy":
             self.start_copy()
+        elif event.button.id in ("merge", "replace"):
+            self.start_copy(event.button.id)
+        elif event.button.id == "other":
+            self._show_choices(False)
+            self._planned_for = None
+            field = self.query_one("#dest", Input)
+            field.focus()
+            field.action_select_all()
+            self._summary(Text("Type or pick another folder, then enter.", style="yellow"))
         else:
             self.action_close()
 
+    def _show_choices(self, show: bool) -> None:
+        """Copy, or the three choices for a folder holding images outside this selection."""
+        self._needs_choice = show
+        self.query_one("#copy", Button).display = not show
+        self.query_one("#plan", Button).display = not show  # "Other folder" reviews anew
+        for bid in ("merge", "replace", "other"):
+            button = self.query_one(f"#{bid}", Button)
+            button.display = show
+            button.disabled = not show
+
     def review(self) -> None:
         """Show what the export would do; never writes anything."""
-        from picksel.export import plan_export
+        from picksel.export import review_export
 
         if self._copying:
             return
         raw = self.query_one("#dest", Input).value.strip()
         copy_button = self.query_one("#copy", Button)
         copy_button.disabled = True
+        self._show_choices(False)
         if not raw:
             self._summary(Text("Type a destination folder.", style="red"))
             return
@@ -202,41 +261,56 @@ class ExportScreen(ModalScreen[object]):
             self._summary(Text(f"{dest} is a file, not a folder: choose another path.", style="bold red"))
             return
         try:
-            items = plan_export(self.album, self.rels, dest)
+            review = review_export(self.album, self.rels, dest, indexed=self.indexed)
         except (PickselError, OSError) as e:
             self._summary(Text(f"Cannot export there: {e}", style="bold red"))
             return
-        text, n_copy = plan_summary(items, dest)
+        text, n_copy = plan_summary(review.items, dest, review.survey, review.left_out)
         self._summary(text)
         self._planned_for = raw
+        if review.survey.others:
+            self.query_one("#merge", Button).label = f"Add {n_copy} to them" if n_copy else "Add to them"
+            self._show_choices(True)
+            self.query_one("#merge", Button).focus()
+            return
         copy_button.label = f"Copy {n_copy} images"
         copy_button.disabled = n_copy == 0
         if n_copy:
             copy_button.focus()
 
-    def start_copy(self) -> None:
+    def start_copy(self, others: str | None = None) -> None:
         if self._copying or self._planned_for is None:
+            return
+        if self._needs_choice and others is None:
             return
         self._copying = True
         self.query_one("#copy", Button).disabled = True
+        for bid in ("merge", "replace", "other"):
+            self.query_one(f"#{bid}", Button).disabled = True
         self.query_one("#plan", Button).disabled = True
         self.query_one("#dest", Input).disabled = True
         bar = self.query_one("#export-progress", ProgressBar)
         bar.display = True
         bar.update(total=max(len(self.rels), 1), progress=0)
-        self.copy(self.dest_path())
+        self.copy(self.dest_path(), others)
 
     @work(thread=True, exclusive=True, group="export")
-    def copy(self, dest: Path) -> None:
-        from picksel.export import export_images
+    def copy(self, dest: Path, others: str | None = None) -> None:
+        from picksel.export import DestHasOtherImages, export_images
 
         def progress(done: int, total: int, message: str = "") -> None:
             self.app.call_from_thread(self._progress, done, total)
 
         try:
             report = export_images(
-                self.album, self.rels, dest, progress=progress, cancel=self.cancel_event.is_set
+                self.album, self.rels, dest, progress=progress, cancel=self.cancel_event.is_set,
+                indexed=self.indexed, others=others,
             )
+        except DestHasOtherImages as e:  # DEST changed since the review
+            self.app.call_from_thread(
+                self._failed, f"{e.survey.line()} (new since the review): review again and choose."
+            )
+            return
         except Cancelled:
             self.app.call_from_thread(self._failed, "Export cancelled; files already copied are complete.")
             return
@@ -253,6 +327,8 @@ class ExportScreen(ModalScreen[object]):
 
     def _done(self, report) -> None:
         self._copying = False
+        self._show_choices(False)
+        self.query_one("#copy", Button).disabled = True
         self.report = report
         self.query_one("#export-progress").display = False
         self._summary(report_text(report))
@@ -261,6 +337,8 @@ class ExportScreen(ModalScreen[object]):
 
     def _failed(self, message: str) -> None:
         self._copying = False
+        self._planned_for = None
+        self._show_choices(False)
         self.query_one("#export-progress").display = False
         self.query_one("#plan", Button).disabled = False
         self.query_one("#dest", Input).disabled = False

@@ -2,7 +2,8 @@
 
 The file name defaults to the last inventory written, else ``SET_inventory.tsv`` beside
 the last export folder SET, else ``ALBUM_inventory.tsv`` in the home folder; an existing
-file is only replaced after a yes in a confirmation.
+file is only replaced after a yes in a confirmation. Without a selection it refuses with
+the CLI's words (``picksel.inventory.NO_SELECTION``) instead of writing a bare header.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
 from picksel.errors import PickselError
 from picksel.tui.screens.confirm import ConfirmScreen
+from picksel.tui.widgets.sidebar import MethodButton
+
+
+class FormatButton(MethodButton):
+    """TSV / CSV: ● for the chosen format, ○ for the other, readable without colour."""
 
 
 class InventoryScreen(ModalScreen[str | None]):
@@ -40,15 +46,20 @@ class InventoryScreen(ModalScreen[str | None]):
             yield Static("File to write (Filename, Subfolder, Count, Frequency, Index, Status):")
             yield Input(self.default_path, id="inv-path")
             with RadioSet(id="inv-format", compact=True):
-                yield RadioButton("TSV (tab-separated)", id="fmt-tsv", value=not self._is_csv(self.default_path))
-                yield RadioButton("CSV (commas)", id="fmt-csv", value=self._is_csv(self.default_path))
+                yield FormatButton("TSV (tab-separated)", id="fmt-tsv", value=not self._is_csv(self.default_path))
+                yield FormatButton("CSV (commas)", id="fmt-csv", value=self._is_csv(self.default_path))
             yield Static("", id="inv-message")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Write  enter", id="write", variant="primary", compact=True)
                 yield Button("Close  esc", id="close", compact=True)
 
     def on_mount(self) -> None:
+        from picksel.inventory import NO_SELECTION
+
         self.query_one("#inv-path", Input).focus()
+        if self.selection is None:
+            self._message(Text(NO_SELECTION, style="bold red"))
+            self.query_one("#write", Button).disabled = True
 
     @staticmethod
     def _is_csv(path: str) -> bool:
@@ -81,6 +92,11 @@ class InventoryScreen(ModalScreen[str | None]):
         self.query_one("#inv-message", Static).update(text)
 
     def write(self) -> None:
+        from picksel.inventory import NO_SELECTION
+
+        if self.selection is None:
+            self._message(Text(NO_SELECTION, style="bold red"))
+            return
         raw = self.query_one("#inv-path", Input).value.strip()
         if not raw:
             self._message(Text("Type a file name.", style="red"))
@@ -98,15 +114,23 @@ class InventoryScreen(ModalScreen[str | None]):
         self._write(path)
 
     def _write(self, path: Path, *, overwrite: bool = False) -> None:
-        from picksel.inventory import inventory_rows, write_inventory
+        from picksel.indexed import left_out_line
+        from picksel.inventory import inventory_rows, left_out_of_inventory, write_inventory
 
         try:
             rows = inventory_rows(self.paths, self.selection, self.excluded)
+        except PickselError as e:
+            self._message(Text(str(e), style="bold red"))
+            return
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
             n = write_inventory(path, rows, csv=self.csv(), overwrite=overwrite)
         except (PickselError, OSError) as e:
             self._message(Text(f"Cannot write {path}: {getattr(e, 'strerror', None) or e}", style="bold red"))
             return
+        left_out = left_out_of_inventory(self.paths, self.selection, self.excluded)
+        if left_out:
+            self.app.notify(left_out_line(left_out), severity="warning")
         self.app.notify(f"Inventory: {n} rows written to {path}")
         self.dismiss(str(path))
 
