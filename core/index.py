@@ -461,7 +461,7 @@ def _encode(
             if cancel is not None and cancel():
                 raise Cancelled()
             batch = todo[start : start + BATCH_SIZE]
-            results = encode_paths(enc, [album / entries[p].rel for p in batch])
+            results = encode_paths(enc, [album / entries[p].rel for p in batch], cancel)
             for pos, (vec, reason) in zip(batch, results, strict=True):
                 if vec is None:
                     new_failures[pos] = reason

@@ -507,3 +507,76 @@ def test_listing_error_midway_keeps_what_was_listed(tmp_path: Path, monkeypatch)
     idx, rep = build_index(album)
     assert idx.paths == ["bad/a.png", "ok.png"]
     assert rep.messages == ["1 folder could not be read and was skipped: bad (input/output error)"]
+
+
+# --------------------------------------------------------------------------- the TUI
+
+
+class _Tui:
+    """``picksel tui`` on a real pseudo-terminal, its output drained by a thread."""
+
+    def __init__(self, album: Path, state_dir: Path) -> None:
+        import fcntl
+        import pty
+        import termios
+        import threading
+
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 110, 0, 0))
+        env = {**os.environ, "TERM": "xterm-256color", "PICKSEL_WORKERS": "4"}
+        env.pop("NO_COLOR", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "picksel", "tui", str(album), "--state-dir", str(state_dir),
+             "--graphics", "text"],
+            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+        )
+        os.close(slave)
+        self.output = bytearray()
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self.output += data
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+
+
+@pytest.mark.parametrize(("how", "code"), [("ctrl+q", 0), ("SIGTERM", 143), ("SIGKILL", -9)])
+def test_tui_quit_during_indexing_leaves_no_worker(busy_album: Path, tmp_path: Path, how: str, code: int):
+    # The TUI indexes an album without an index in a thread, with a cancel callback;
+    # before, its pool never even started (Textual's stderr has no descriptor), and
+    # quitting waited for the current batch of 128 images to finish.
+    tui = _Tui(busy_album, tmp_path / "state")
+    try:
+        procs = _wait_for_workers(tui.proc)
+        sent = time.monotonic()
+        if how == "ctrl+q":
+            os.write(tui.master, b"\x11")
+        else:
+            tui.proc.send_signal(getattr(signal, how))
+        try:
+            tui.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            _kill_all(procs)
+            pytest.fail(f"the TUI did not quit on {how}")
+        elapsed = time.monotonic() - sent
+        left = _wait_gone(procs, REAP_BUDGET)
+        _kill_all(left)
+        assert not left, f"worker processes outlived the TUI: {sorted(left)}"
+        assert tui.proc.returncode == code, bytes(tui.output[-3000:]).decode(errors="replace")
+        if how != "SIGKILL":
+            assert elapsed < EXIT_BUDGET, f"took {elapsed:.2f} s to quit"
+            assert b"Traceback" not in tui.output
+        assert not (tmp_path / "state" / "index.npz").exists()
+    finally:
+        tui.close()

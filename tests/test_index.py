@@ -28,9 +28,9 @@ def counting(monkeypatch):
     seen: list[str] = []
     real = index_mod.encode_paths
 
-    def spy(enc, paths):
+    def spy(enc, paths, cancel=None):
         seen.extend(str(p) for p in paths)
-        return real(enc, paths)
+        return real(enc, paths, cancel)
 
     monkeypatch.setattr(index_mod, "encode_paths", spy)
     return seen

@@ -19,13 +19,15 @@ import functools
 import math
 import os
 from collections.abc import Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from picksel.encoders.pool import make_pool, terminate_pool
+from picksel.errors import CancelFn, Cancelled
 from picksel.imageio import UnreadableImage, open_image
 
 ID = "builtin:v1"
@@ -259,6 +261,31 @@ def _describe_path(path: str) -> tuple[np.ndarray | None, str]:
         return None, f"unreadable ({type(exc).__name__}: {exc})"
 
 
+def _describe_chunk(paths: list[str]) -> list[tuple[np.ndarray | None, str]]:
+    return [_describe_path(p) for p in paths]
+
+
+def _describe_here(paths: list[str], cancel: CancelFn | None) -> list[tuple[np.ndarray | None, str]]:
+    out = []
+    for p in paths:
+        if cancel is not None and cancel():
+            raise Cancelled()
+        out.append(_describe_path(p))
+    return out
+
+
+def _wait(fut: Future, cancel: CancelFn | None) -> list[tuple[np.ndarray | None, str]]:
+    while True:
+        try:
+            return fut.result(timeout=None if cancel is None else CANCEL_POLL)
+        except FuturesTimeout:
+            if cancel is not None and cancel():
+                raise Cancelled() from None
+
+
+CANCEL_POLL = 0.1
+"""Seconds between cancel checks while waiting for the workers."""
+
 PARALLEL_MIN = 32
 """Below this many files a worker pool costs more than it saves."""
 
@@ -285,22 +312,33 @@ class BuiltinEncoder:
             return np.zeros((0, DIM), np.float32)
         return np.stack([describe(im) for im in images]).astype(np.float32, copy=False)
 
-    def encode_paths(self, paths: Sequence[Path]) -> list[tuple[np.ndarray | None, str]]:
-        """(vector, "") or (None, reason) per path, in input order."""
+    def encode_paths(
+        self, paths: Sequence[Path], cancel: CancelFn | None = None
+    ) -> list[tuple[np.ndarray | None, str]]:
+        """(vector, "") or (None, reason) per path, in input order.
+
+        ``cancel`` is polled while the workers run (every ``CANCEL_POLL`` s) and between
+        files when decoding here: quitting the TUI mid-batch kills the workers at once
+        and raises ``Cancelled`` instead of finishing the batch first."""
         items = [str(p) for p in paths]
         if self.workers <= 1 or len(items) < PARALLEL_MIN or self._pool_failed:
-            return [_describe_path(p) for p in items]
+            return _describe_here(items, cancel)
         if self._pool is None:
             self._pool = make_pool(self.workers, ["picksel.encoders.builtin"])
             if self._pool is None:
                 self._pool_failed = True
-                return [_describe_path(p) for p in items]
+                return _describe_here(items, cancel)
         try:
-            return list(self._pool.map(_describe_path, items, chunksize=_CHUNK))
+            chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+            futures = [self._pool.submit(_describe_chunk, chunk) for chunk in chunks]
+            return [result for fut in futures for result in _wait(fut, cancel)]
+        except Cancelled:
+            self.abort()
+            raise
         except Exception:  # noqa: BLE001 - a broken pool (killed worker): finish serially
             self.abort()
             self._pool_failed = True
-            return [_describe_path(p) for p in items]
+            return _describe_here(items, cancel)
         except BaseException:  # Ctrl-C, SIGTERM: stop the workers now, not after their task
             self.abort()
             raise

@@ -69,6 +69,29 @@ def _worker_init() -> None:
     threading.Thread(target=_watch_parent, args=(ppid,), name="picksel-watch-parent", daemon=True).start()
 
 
+def _start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker with a real stderr descriptor.
+
+    It hands ``sys.stderr.fileno()`` to the helper process it spawns; under the TUI,
+    Textual's stderr capture answers -1, the spawn failed with ValueError and the TUI
+    silently indexed on one core. The tracker then gets /dev/null: its only output is
+    shutdown warnings, which must not land on the TUI's screen either."""
+    try:
+        if sys.stderr is not None and sys.stderr.fileno() >= 0:
+            return
+    except (AttributeError, OSError, ValueError):
+        pass
+    from multiprocessing import resource_tracker
+
+    saved = sys.stderr
+    with open(os.devnull, "w") as null:
+        sys.stderr = null
+        try:
+            resource_tracker.ensure_running()
+        finally:
+            sys.stderr = saved
+
+
 def make_pool(workers: int, preload: list[str]) -> Executor | None:
     """``workers`` processes, started via forkserver (``preload`` imported once in the
     server): forking a multi-threaded process (the TUI) is unsafe, and spawn would
@@ -79,6 +102,7 @@ def make_pool(workers: int, preload: list[str]) -> Executor | None:
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
             ctx.set_forkserver_preload(preload)
+        _start_resource_tracker()
         return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init)
     except (OSError, ValueError, NotImplementedError):  # pragma: no cover - sandboxed hosts
         return None
