@@ -7,8 +7,12 @@ handwritten digits), a spread of unrelated photos with small groups of crops/var
 and a few obviously bad images for the exclusion workflow to find.
 
 The build is deterministic down to the bytes (fixed seeds, PNG without timestamps, fixed
-file mtimes) so the index fingerprint of a demo album is the same on every run and
-re-running the command on an existing demo album changes nothing.
+file mtimes) so the index fingerprint of a demo album is the same on every run.
+
+Building again into an existing demo album only creates the files that are missing: a
+file that exists is the user's now (an edited caption, a replaced image) and is left
+exactly as it is, and nothing is ever written through a symlink (a planted
+``.NAME.tmp -> ~/.bashrc`` must not become a way to overwrite another file).
 
 Layout::
 
@@ -21,10 +25,13 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import stat
+import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -103,8 +110,9 @@ class DemoReport:
     garbage: int
     captions: int
     total: int  # images in the album (digits + photos + garbage)
-    written: int = 0  # files written by this run (0 when an identical build was reused)
-    skipped: int = 0  # files already present with identical content
+    written: int = 0  # files created by this run (0 when every file was there already)
+    kept: int = 0  # files that existed and were left as they are, whatever their content
+    refused: list[str] = field(default_factory=list)  # paths under a symlinked folder: not written
 
 
 # --------------------------------------------------------------------------- encoding
@@ -277,7 +285,8 @@ def _check_dest(dest: Path) -> None:
     """Refuse to write into a folder that holds anything but a previous demo build."""
     if dest.exists() and not dest.is_dir():
         raise PickselError(f"{dest} exists and is not a folder")
-    if not dest.is_dir() or (dest / MARKER).is_file():
+    marker = dest / MARKER
+    if not dest.is_dir() or (marker.is_file() and not marker.is_symlink()):
         return
     if any(dest.iterdir()):
         raise PickselError(
@@ -285,21 +294,53 @@ def _check_dest(dest: Path) -> None:
         )
 
 
-def _write_if_changed(path: Path, data: bytes) -> bool:
-    """Write ``data`` unless the file already holds exactly it; True when written."""
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _real_folder(dest: Path, rel: str) -> Path | None:
+    """The folder for ``rel`` inside ``dest``, created as needed; None when a component
+    is a symlink or not a folder (writing there could land anywhere)."""
+    folder = dest
+    for part in Path(rel).parent.parts:
+        folder = folder / part
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder)
+        if not stat.S_ISDIR(os.lstat(folder).st_mode):
+            return None
+    return folder
+
+
+def _create(path: Path, data: bytes, mode: int) -> bool:
+    """Create ``path`` holding ``data``; False (and nothing touched) when anything already
+    has that name, be it a file, a folder or a symlink.
+
+    The bytes go to a fresh temp file (``mkstemp``: O_CREAT|O_EXCL|O_NOFOLLOW, a random
+    name, so no planted file or link is ever opened) and are hard-linked to the final name,
+    which fails instead of replacing anything that appeared there meanwhile.
+    """
+    if os.path.lexists(path):
+        return False
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:40]}.", suffix=".picksel-tmp", dir=path.parent)
     try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            if path.stat().st_mtime != FIXED_MTIME:
-                os.utime(path, (FIXED_MTIME, FIXED_MTIME))
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            os.fchmod(fh.fileno(), mode)
+        os.utime(tmp, (FIXED_MTIME, FIXED_MTIME))
+        try:
+            os.link(tmp, path, follow_symlinks=False)
+        except FileExistsError:
             return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.utime(tmp, (FIXED_MTIME, FIXED_MTIME))
-    os.replace(tmp, path)
-    return True
+        except OSError:  # no hard links here (FAT, some network file systems)
+            if os.path.lexists(path):
+                return False
+            os.rename(tmp, path)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def build_demo_album(dest: Path, *, progress: ProgressFn | None = None) -> DemoReport:
@@ -311,7 +352,8 @@ def build_demo_album(dest: Path, *, progress: ProgressFn | None = None) -> DemoR
     dest = Path(dest).expanduser()
     _check_dest(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    _write_if_changed(dest / MARKER, MARKER_TEXT.encode("utf-8"))
+    mode = 0o666 & ~_umask()
+    _create(dest / MARKER, MARKER_TEXT.encode("utf-8"), mode)
 
     progress(0, 1, "collecting demo images")
     garbage_cache: dict[str, Image.Image] = {}
@@ -323,12 +365,18 @@ def build_demo_album(dest: Path, *, progress: ProgressFn | None = None) -> DemoR
 
     items = list(_digit_items()) + _sample_photo_items() + _garbage_items(garbage_photo)
     total = len(items)
-    written = skipped = 0
+    written = kept = 0
+    refused: list[str] = []
     for done, (rel, make) in enumerate(items, start=1):
-        if _write_if_changed(dest / rel, make()):
+        folder = _real_folder(dest, rel)
+        if folder is None:
+            refused.append(rel)
+        elif os.path.lexists(folder / Path(rel).name):
+            kept += 1
+        elif _create(folder / Path(rel).name, make(), mode):
             written += 1
         else:
-            skipped += 1
+            kept += 1
         if done % _BATCH == 0 or done == total:
             progress(done, total, f"demo album: {done}/{total} files")
 
@@ -348,5 +396,6 @@ def build_demo_album(dest: Path, *, progress: ProgressFn | None = None) -> DemoR
         captions=sum(1 for rel, _ in items if rel.endswith(".txt")),
         total=digits + photos + garbage,
         written=written,
-        skipped=skipped,
+        kept=kept,
+        refused=refused,
     )

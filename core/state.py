@@ -10,10 +10,16 @@ JSON's ``\\udcXX`` escapes carry them through a save/load round trip unchanged.
 
 A state file that cannot be read or does not have the expected shape never stops the
 app: it is moved aside to ``state.json.corrupt-<timestamp>`` (never overwriting an earlier
-one) and ``load_state`` returns fresh defaults plus a warning for the user. Individual bad
-values (a negative count, a non-string path...) fall back to their default with a warning
-and leave the rest of the state intact. Unknown keys are ignored so an older picksel can
-read a newer file's known parts.
+one) and ``load_state`` returns fresh defaults plus a warning for the user. Only a regular
+file of at most 64 MB is read (picksel.saferead): a FIFO or a link to a device is moved
+aside unread. Individual bad values (a vote above the iteration count, a non-string
+path...) are dropped or fall back to their default one by one, the rest stays in use, and
+the file as it was is copied (not moved) to ``state.json.corrupt-<timestamp>`` so that the
+next save, which no longer holds them, loses nothing. Unknown keys are ignored so an
+older picksel can read a newer file's known parts.
+
+Writers go through picksel.statelock (lock, re-read, change, save); this module only
+reads, writes and changes the state in memory.
 
 Rules chosen for pins and exclusions: an image is never both pinned and excluded.
 Pinning an excluded image removes the exclusion (pinning is the more deliberate act);
@@ -35,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from picksel.errors import PickselError, UsageError
 from picksel.fsutil import atomic_write_text
+from picksel.saferead import FileTooLarge, NotRegularFile, read_regular_file
 
 if TYPE_CHECKING:  # picksel.select is written in parallel; only its shape matters here
     from picksel.select import SelectionResult
@@ -248,18 +255,21 @@ def state_to_dict(state: AlbumState) -> dict[str, Any]:
         "inventory_path": state.inventory_path,
         "selection": None,
     }
-    sel = state.selection
-    if sel is not None:
-        data["selection"] = {
-            "method": sel.method,
-            "count": sel.count,
-            "iterations": sel.iterations,
-            "seed": sel.seed,
-            "fingerprint": sel.fingerprint,
-            "consensus": list(sel.consensus),
-            "votes": dict(sel.votes),
-        }
+    if state.selection is not None:
+        data["selection"] = selection_to_dict(state.selection)
     return data
+
+
+def selection_to_dict(sel: SavedSelection) -> dict[str, Any]:
+    return {
+        "method": sel.method,
+        "count": sel.count,
+        "iterations": sel.iterations,
+        "seed": sel.seed,
+        "fingerprint": sel.fingerprint,
+        "consensus": list(sel.consensus),
+        "votes": dict(sel.votes),
+    }
 
 
 def save_state(state_dir: Path, state: AlbumState) -> None:
@@ -272,29 +282,38 @@ def save_state(state_dir: Path, state: AlbumState) -> None:
 
 
 def load_state(state_dir: Path) -> tuple[AlbumState, str | None]:
-    """Read state.json; returns (state, warning). Missing file -> defaults, no warning."""
+    """Read state.json; returns (state, warning). Missing file -> defaults, no warning.
+
+    Only a regular file of at most MAX_STATE_BYTES is read (a FIFO would hang, a link to
+    /dev/zero would eat memory); anything else is moved aside like an unparsable file.
+    Bad values are dropped one by one and the file as it was is copied aside, so the
+    next save (which no longer holds them) loses nothing the user cannot get back."""
     path = state_path(state_dir)
     try:
-        raw = path.read_bytes()
+        raw = read_regular_file(path)
     except FileNotFoundError:
         return AlbumState(), None
+    except (NotRegularFile, FileTooLarge) as e:
+        return AlbumState(), move_aside(path, f"refused ({e})")
     except OSError as e:
         # Unreadable (permissions, I/O error): try to move it aside so the next save works.
-        return AlbumState(), _move_aside(path, f"cannot read it ({e.strerror or e})")
+        return AlbumState(), move_aside(path, f"cannot read it ({e.strerror or e})")
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
-        return AlbumState(), _move_aside(path, f"not valid JSON ({_short(e)})")
+        return AlbumState(), move_aside(path, f"not valid JSON ({_short(e)})")
     if not isinstance(data, dict):
-        return AlbumState(), _move_aside(path, "not a JSON object")
+        return AlbumState(), move_aside(path, "not a JSON object")
     version = data.get("version")
     if version != STATE_VERSION or isinstance(version, bool):
-        return AlbumState(), _move_aside(path, f"unsupported version {version!r}")
+        return AlbumState(), move_aside(path, f"unsupported version {version!r}")
     problems: list[str] = []
     state = _state_from_dict(data, problems)
     warning = None
     if problems:
-        warning = f"{path}: ignored bad values ({'; '.join(problems)}); defaults used for them"
+        copy = _copy_aside(path, raw)
+        kept = f"the file as it was is kept as {copy}" if copy else "could not keep a copy of it"
+        warning = f"{path}: dropped bad values ({'; '.join(problems)}); {kept}; the rest is in use"
     return state, warning
 
 
@@ -302,14 +321,47 @@ def _short(e: BaseException) -> str:
     return str(e).splitlines()[0][:120] if str(e) else type(e).__name__
 
 
-def _move_aside(path: Path, why: str) -> str:
-    """Rename a bad state file to ``state.json.corrupt-<timestamp>[-N]`` without ever
-    replacing an earlier one; returns the user-facing warning."""
+def _copy_aside(path: Path, raw: bytes) -> str | None:
+    """Keep ``raw`` (the file as read) as ``state.json.corrupt-<timestamp>[-N]``; returns
+    its name. A copy with the same bytes already there is reused, so reading the same bad
+    file again (a read-only command, the curator's poll) does not pile up copies."""
+    for old in sorted(path.parent.glob(f"{path.name}.corrupt-*")):
+        try:
+            same_size = not old.is_symlink() and old.is_file() and old.stat().st_size == len(raw)
+            if same_size and read_regular_file(old) == raw:
+                return old.name
+        except OSError:
+            continue
     stamp = time.strftime("%Y%m%dT%H%M%S")
     for n in range(1000):
         target = path.with_name(f"{path.name}.corrupt-{stamp}" + (f"-{n}" if n else ""))
         try:
-            os.link(path, target)  # fails if target exists: never overwrites
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(raw)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(target)
+            return None
+        return target.name
+    return None
+
+
+def move_aside(path: Path, why: str, what: str = "state") -> str:
+    """Rename a bad file to ``NAME.corrupt-<timestamp>[-N]`` without ever replacing an
+    earlier one (a symlink is renamed itself, never followed); returns the user-facing
+    warning, which says a fresh ``what`` is used from now on."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    fresh = f"started with a fresh {what}"
+    for n in range(1000):
+        target = path.with_name(f"{path.name}.corrupt-{stamp}" + (f"-{n}" if n else ""))
+        try:
+            os.link(path, target, follow_symlinks=False)  # fails if target exists
         except FileExistsError:
             continue
         except OSError:
@@ -319,12 +371,12 @@ def _move_aside(path: Path, why: str) -> str:
             try:
                 os.rename(path, target)
             except OSError as e:
-                return f"{path} is {why} and could not be moved aside ({e.strerror or e}); starting with a fresh state"
-            return f"{path} was {why}; moved it to {target.name} and started with a fresh state"
+                return f"{path} is {why} and could not be moved aside ({e.strerror or e}); {fresh}"
+            return f"{path} was {why}; moved it to {target.name} and {fresh}"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
-        return f"{path} was {why}; moved it to {target.name} and started with a fresh state"
-    return f"{path} is {why} and could not be moved aside; starting with a fresh state"
+        return f"{path} was {why}; moved it to {target.name} and {fresh}"
+    return f"{path} is {why} and could not be moved aside; {fresh}"
 
 
 def _is_int(v: object) -> bool:
@@ -379,39 +431,50 @@ def _settings_from(value: object, problems: list[str]) -> Settings:
     return s
 
 
-def _selection_from(value: object, problems: list[str]) -> SavedSelection | None:
+def selection_from_dict(value: object, problems: list[str]) -> SavedSelection | None:
+    """A saved selection from its JSON form, dropping only what is bad: a vote that is not
+    a whole number in 0..iterations, a consensus entry that is not text. Without a usable
+    iteration count, consensus list or votes object nothing can be trusted: dropped."""
     if value is None:
         return None
     if not isinstance(value, dict):
         problems.append("selection is not an object; dropped it")
         return None
-    method, count, iterations = value.get("method"), value.get("count"), value.get("iterations")
-    seed, fingerprint = value.get("seed"), value.get("fingerprint")
-    consensus, votes = value.get("consensus"), value.get("votes")
-    ok = (
-        isinstance(method, str)
-        and _is_int(count)
-        and count >= 0
-        and _is_int(iterations)
-        and iterations >= 1
-        and (seed is None or _is_int(seed))
-        and isinstance(fingerprint, str)
-        and isinstance(consensus, list)
-        and all(isinstance(p, str) for p in consensus)
-        and isinstance(votes, dict)
-        and all(_is_int(v) and 0 <= v <= iterations for v in votes.values())
-    )
-    if not ok:
-        problems.append("selection has bad values; dropped it")
+    iterations, consensus, votes = value.get("iterations"), value.get("consensus"), value.get("votes")
+    if not (_is_int(iterations) and iterations >= 1):
+        problems.append(f"selection.iterations {iterations!r}; dropped the selection")
         return None
+    if not isinstance(consensus, list) or not isinstance(votes, dict):
+        problems.append("selection.consensus or .votes has the wrong type; dropped the selection")
+        return None
+    good_consensus = list(dict.fromkeys(p for p in consensus if isinstance(p, str)))
+    if len(good_consensus) != len(consensus):
+        problems.append(f"{len(consensus) - len(good_consensus)} bad or repeated selection.consensus entries")
+    good_votes = {p: v for p, v in votes.items() if _is_int(v) and 0 <= v <= iterations}
+    if len(good_votes) != len(votes):
+        problems.append(f"{len(votes) - len(good_votes)} selection.votes not in 0..{iterations}")
+    method, count = value.get("method"), value.get("count")
+    seed, fingerprint = value.get("seed"), value.get("fingerprint")
+    if not isinstance(method, str):
+        problems.append(f"selection.method {method!r}")
+        method = "unknown"
+    if not (_is_int(count) and count >= 0):
+        problems.append(f"selection.count {count!r}")
+        count = len(good_consensus)
+    if not (seed is None or _is_int(seed)):
+        problems.append(f"selection.seed {seed!r}")
+        seed = None
+    if not isinstance(fingerprint, str):
+        problems.append("selection.fingerprint is not text")
+        fingerprint = ""  # never current: the TUI and export treat it as possibly stale
     return SavedSelection(
         method=method,
         count=count,
         iterations=iterations,
         seed=seed,
         fingerprint=fingerprint,
-        consensus=list(consensus),
-        votes={p: v for p, v in votes.items() if v > 0},
+        consensus=good_consensus,
+        votes={p: v for p, v in good_votes.items() if v > 0},
     )
 
 
@@ -423,7 +486,7 @@ def _state_from_dict(data: dict, problems: list[str]) -> AlbumState:
         settings=_settings_from(data.get("settings"), problems),
         export_path=_opt_str(data, "export_path", problems),
         inventory_path=_opt_str(data, "inventory_path", problems),
-        selection=_selection_from(data.get("selection"), problems),
+        selection=selection_from_dict(data.get("selection"), problems),
     )
     both = state.pins & state.excluded
     if both:  # invariant: never both; the pin wins as in toggle_pin

@@ -107,7 +107,7 @@ def test_missing_album_and_missing_selection_fail_cleanly(
     assert code == 1 and "no selection yet" in one_line(err)
     assert not (tmp_path / "out").exists()
     code, _, err = picksel(capsys, "exclude", album, "no/such/image.png")
-    assert code == 1 and "not an indexed image" in one_line(err)
+    assert code == 2 and "not an indexed image" in one_line(err)
 
 
 def test_corrupt_index_is_reported_not_a_traceback(capsys: pytest.CaptureFixture[str], album: Path) -> None:

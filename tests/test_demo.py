@@ -95,12 +95,17 @@ def test_build_is_byte_identical_and_rerun_reuses(built: tuple[Path, DemoReport,
         first.garbage,
         first.captions,
     )
-    # Re-running on a demo build rewrites only what was damaged.
+    # Re-running on a demo build adds only what is missing; a changed file is the user's.
     victim = tmp_path / "second" / "digits" / "5" / "5_0005.png"
-    victim.write_bytes(b"damaged")
+    victim.unlink()
+    edited = tmp_path / "second" / "digits" / "5" / "5_0005.txt"
+    edited.write_bytes(b"my caption")
     again = build_demo_album(tmp_path / "second")
-    assert again.written == 1 and again.skipped == first.total + first.captions - 1
-    assert _hashes(tmp_path / "second") == _hashes(dest)
+    assert again.written == 1 and again.kept == first.total + first.captions - 1
+    assert edited.read_bytes() == b"my caption"
+    rebuilt = _hashes(tmp_path / "second")
+    assert rebuilt.pop("digits/5/5_0005.txt") != _hashes(dest).pop("digits/5/5_0005.txt")
+    assert rebuilt == {k: v for k, v in _hashes(dest).items() if k != "digits/5/5_0005.txt"}
     assert victim.stat().st_mtime == FIXED_MTIME
 
 

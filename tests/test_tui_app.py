@@ -156,11 +156,15 @@ async def test_exclude_at_or_above_threshold_and_clear(album: Path) -> None:
         assert saved_state(app).settings.threshold == 50
         await pilot.press("X")
         await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)  # more than 10% of this small album
+        await pilot.press("y")
+        await pilot.pause()
         assert saved_state(app).excluded == expected
         assert any(f"Excluded {len(expected)} new" in n.message for n in app._notifications)
         await pilot.press("X")  # nothing new the second time
         assert any("Excluded 0 new images" in n.message for n in app._notifications)
-        await pilot.press("C")
+        await pilot.press("C", "y")
+        await pilot.pause()
         assert saved_state(app).excluded == set()
         await pilot.press("c")
         assert saved_state(app).selection is None

@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -30,6 +31,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from picksel.errors import Cancelled, IndexCorrupt, IndexMissing, PickselError, UsageError
+from picksel.statelock import StateBusy
+from picksel.textsafe import printable
 from picksel.tui.controller import (
     METHOD_LABELS,
     Curator,
@@ -63,6 +66,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("clear_selection", "Clear selection", "Forget the last run; exclusions stay (c)"),
     ("pin", "Pin / unpin current image", "Pinned images are always selected (p)"),
     ("favorites", "Set favorites", "Favorites := selection minus exclusions (f)"),
+    ("undo", "Undo", "Take back the last change of exclusions, pins, favorites or selection (u)"),
     ("export", "Export…", "Copy the selection and its captions to a folder (e)"),
     ("inventory", "Inventory…", "Write a TSV/CSV of included and excluded images (i)"),
     ("preview", "Preview current image", "Large image, votes and caption (enter)"),
@@ -98,6 +102,7 @@ class PickselApp(App[int]):
         Binding("c", "clear_selection", "Clear sel.", show=False),
         Binding("p", "pin", "Pin", show=False),
         Binding("f", "favorites", "Favorites", show=False),
+        Binding("u", "undo", "Undo", show=False),  # footer full at 80 columns; X C c f say "u undoes"
         Binding("e", "export", "Export"),
         Binding("i", "inventory", "Inventory", show=False),
         Binding("enter", "preview", "Preview", show=False),
@@ -153,6 +158,20 @@ class PickselApp(App[int]):
             yield CuratorSidebar(id="sidebar")
         yield Footer()
 
+    # ------------------------------------------------------------------ names on screen
+    # File names are data: a name holding ESC sequences must not retitle or clear the
+    # terminal, nor a "[/]" in it break markup. Titles and notifications are the places
+    # any code can put a name, so they are made safe here, once.
+
+    def validate_title(self, title: str) -> str:
+        return printable(title)
+
+    def validate_sub_title(self, sub_title: str) -> str:
+        return printable(sub_title)
+
+    def notify(self, message: str, *, title: str = "", markup: bool = False, **kw) -> None:  # type: ignore[override]
+        super().notify(printable(message), title=printable(title), markup=markup, **kw)
+
     def main_query(self, selector: str, expect_type=None):
         """Query the main screen even while a dialog is on top."""
         if not self.screen_stack:  # shutting down
@@ -194,7 +213,7 @@ class PickselApp(App[int]):
     def banner(self, text: str) -> None:
         """A persistent message above the list (no index, empty album...)."""
         b = self.main_query("#banner", Static)
-        b.update(text)
+        b.update(Text(printable(text)))
         b.display = bool(text)
 
     # ------------------------------------------------------------------ opening
@@ -487,6 +506,24 @@ class PickselApp(App[int]):
             self.notify(message, severity=severity)  # type: ignore[arg-type]
         self._tell_save_problem()
 
+    _edit_failed = False
+
+    def _edit(self, change, *args):
+        """Run a curator change; another picksel holding state.json's lock (StateBusy)
+        or a refused change (no selection yet) is a message, never a crash. Returns
+        the change's result, or None when it did not happen."""
+        self._edit_failed = False
+        try:
+            return change(*args)
+        except PickselError as e:
+            self._edit_failed = True
+            self.notify(str(e), severity="warning")
+            return None
+        finally:
+            notes, self.curator.notes[:] = list(self.curator.notes), []  # type: ignore[union-attr]
+            for note in notes:
+                self.notify(note, title="state.json", severity="warning", timeout=12)
+
     _told_save_problem: str | None = None
 
     def _tell_save_problem(self) -> None:
@@ -568,7 +605,9 @@ class PickselApp(App[int]):
             self.sidebar.show_note("Failed.")
             self.notify(f"Selection failed: {msg.error}", severity="error", timeout=10)
             return
-        saved = c.apply_result(msg.result)
+        saved = self._apply_result(msg.result)
+        if saved is None:
+            return
         short = {"fps": "FPS", "kmeans": "K-Means"}.get(saved.method, saved.method)
         self.sidebar.show_note(f"{short} · {saved.iterations} runs · seed {saved.seed}")
         self._changed()
@@ -579,6 +618,29 @@ class PickselApp(App[int]):
             self.thumbs.focus_row(first)
             self.map_view.move_cursor_to(first)
             self._schedule_preview()
+
+    def _apply_result(self, result, tries: int = 0):
+        """Save a finished run; while another picksel holds the lock, retry every second
+        (for a minute) instead of losing a run that may have taken a while."""
+        c = self.curator
+        assert c is not None
+        try:
+            return c.apply_result(result)
+        except StateBusy:
+            if tries == 0:
+                self.sidebar.show_note("Waiting for another picksel to save…")
+            if tries < 60:
+                self.set_timer(1.0, lambda: self._retry_apply(result, tries + 1))
+            else:
+                self.notify("Could not save the selection: state.json stayed locked by another picksel.",
+                            severity="error", timeout=15)
+            return None
+
+    def _retry_apply(self, result, tries: int) -> None:
+        saved = self._apply_result(result, tries)
+        if saved is not None:
+            self.sidebar.show_note(f"saved · {saved.iterations} runs · seed {saved.seed}")
+            self._changed()
 
     def action_cancel(self) -> None:
         if self.job is not None:
@@ -612,12 +674,17 @@ class PickselApp(App[int]):
         if msg.key == "method":
             self.sub_title = METHOD_LABELS.get(str(msg.value), str(msg.value))
 
+    UNDO_HINT = " · u undoes"
+    CONFIRM_OVER = 50
+    """X asks first when it would exclude more than this many images, or 10% of the album."""
+
     def action_toggle_exclude(self) -> None:
         row = self._need_row()
         if row is None:
             return
-        now = self.curator.toggle_excluded(row)  # type: ignore[union-attr]
-        self._changed(f"{'Excluded' if now else 'Included'} {self.curator.rel(row)}")  # type: ignore[union-attr]
+        now = self._edit(self.curator.toggle_excluded, row)  # type: ignore[union-attr]
+        if now is not None:
+            self._changed(f"{'Excluded' if now else 'Included'} {self.curator.rel(row)}")  # type: ignore[union-attr]
 
     def action_exclude_threshold(self) -> None:
         c = self._need_album()
@@ -629,33 +696,65 @@ class PickselApp(App[int]):
             self.notify(str(e), severity="error")
             return
         c.update_settings(threshold=threshold)
-        try:
-            new = c.exclude_at_or_above(threshold)
-        except PickselError as e:
-            self.notify(str(e), severity="warning")
+        new = self._edit(c.at_or_above, threshold)
+        if new is None:
             return
-        self._changed(f"Excluded {new} new image{'s' if new != 1 else ''} at or above {threshold}%")
+        n = len(new)
+        if n > self.CONFIRM_OVER or n > 0.1 * c.n:
+            question = (
+                f"Exclude {n:,} images ({n * 100 / max(c.n, 1):.0f}% of the album) "
+                f"picked in ≥ {threshold:g}% of the runs?\n(u undoes it afterwards)"
+            )
+            self.push_screen(
+                ConfirmScreen(question, yes=f"Exclude {n:,}"),
+                lambda ok: self._exclude_threshold(threshold) if ok else self.notify("Nothing excluded"),
+            )
+            return
+        self._exclude_threshold(threshold)
+
+    def _exclude_threshold(self, threshold: float) -> None:
+        new = self._edit(self.curator.exclude_at_or_above, threshold)  # type: ignore[union-attr]
+        if new is not None:
+            self._changed(
+                f"Excluded {new} new image{'s' if new != 1 else ''} at or above {threshold:g}%"
+                + (self.UNDO_HINT if new else "")
+            )
 
     def action_clear_exclusions(self) -> None:
         c = self._need_album()
         if c is None:
             return
-        n = c.clear_exclusions()
-        self._changed(f"Cleared {n} exclusion{'s' if n != 1 else ''}")
+        n = len(c.state.excluded)
+        if n == 0:
+            self.notify("No exclusions to clear")
+            return
+        self.push_screen(
+            ConfirmScreen(f"Clear all {n:,} exclusions?\n(u undoes it afterwards)", yes=f"Clear {n:,}"),
+            lambda ok: self._clear_exclusions() if ok else self.notify("Exclusions kept"),
+        )
+
+    def _clear_exclusions(self) -> None:
+        n = self._edit(self.curator.clear_exclusions)  # type: ignore[union-attr]
+        if n is not None:
+            self._changed(f"Cleared {n} exclusion{'s' if n != 1 else ''}" + self.UNDO_HINT)
 
     def action_clear_selection(self) -> None:
         c = self._need_album()
         if c is None:
             return
-        had = c.clear_selection()
+        had = self._edit(c.clear_selection)
+        if had is None:
+            return
         self.sidebar.show_note("")
-        self._changed("Selection cleared (exclusions kept)" if had else "No selection to clear")
+        self._changed("Selection cleared (exclusions kept)" + self.UNDO_HINT if had else "No selection to clear")
 
     def action_pin(self) -> None:
         row = self._need_row()
         if row is None:
             return
-        now = self.curator.toggle_pin(row)  # type: ignore[union-attr]
+        now = self._edit(self.curator.toggle_pin, row)  # type: ignore[union-attr]
+        if now is None:
+            return
         self._changed(
             f"{'Pinned' if now else 'Unpinned'} {self.curator.rel(row)}"  # type: ignore[union-attr]
             + (" (used from the next run)" if now else "")
@@ -665,12 +764,21 @@ class PickselApp(App[int]):
         c = self._need_album()
         if c is None:
             return
-        try:
-            n = c.set_favorites()
-        except PickselError as e:
-            self.notify(str(e), severity="warning")
+        n = self._edit(c.set_favorites)
+        if n is not None:
+            self._changed(f"Favorites set to the {n} selected images" + self.UNDO_HINT)
+
+    def action_undo(self) -> None:
+        c = self._need_album()
+        if c is None:
             return
-        self._changed(f"Favorites set to the {n} selected images")
+        done = self._edit(c.undo)
+        if done is None:
+            if not self._edit_failed:
+                self.notify("Nothing to undo")
+            return
+        msg = done.message(with_time=False)  # short: notifications are narrow
+        self._changed(msg[0].upper() + msg[1:])
 
     def action_export(self) -> None:
         c = self._need_album()
@@ -768,6 +876,7 @@ class PickselApp(App[int]):
 
 
 # imported late: the screens import widgets that import this module's siblings
+from picksel.tui.screens.confirm import ConfirmScreen  # noqa: E402
 from picksel.tui.screens.export import ExportScreen  # noqa: E402
 from picksel.tui.screens.help import HelpScreen  # noqa: E402
 from picksel.tui.screens.indexing import IndexingScreen  # noqa: E402

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from picksel import state as st
+from picksel import undo
 from picksel.album import state_dir as default_state_dir
 from picksel.errors import PickselError, ProgressFn, UsageError
+from picksel.statelock import TUI_WAIT, StateBusy, commit, open_repaired, state_lock
 from picksel.tui.viewstate import (
     STATE_CORE,
     STATE_EXCLUDED,
@@ -151,6 +153,7 @@ class Curator:
         self._stamp = self._disk_stamp()
         self.seed_override: int | None = None  # tests and screenshots: deterministic runs
         self.save_problem: str | None = None  # why the last save failed, if it did
+        self.notes: list[str] = []  # warnings for the app to show (e.g. no locking here)
 
     # ------------------------------------------------------------------ opening
 
@@ -166,8 +169,9 @@ class Curator:
         album = Path(album)
         sdir = default_state_dir(album, state_dir)
         index = load_index(album, state_dir)
-        state, warning = st.load_state(sdir)
-        return cls(album, sdir, index, state), warning
+        warnings: list[str] = []
+        state = open_repaired(sdir, warn=warnings.append)
+        return cls(album, sdir, index, state), "\n".join(warnings) or None
 
     @property
     def n(self) -> int:
@@ -189,12 +193,12 @@ class Curator:
     def settings(self) -> st.Settings:
         return self.state.settings
 
-    def save(self) -> None:
-        """Write state.json. A failure (read-only album without --state-dir, full disk)
-        does not lose the change: the curator goes on from memory and ``save_problem``
-        says why, for the app to tell the user."""
+    def _commit(self, before: undo.Snapshot, action: str | None) -> None:
+        """Journal and write a change made under the lock. A failure (read-only album
+        without --state-dir, full disk) does not lose the change: the curator goes on
+        from memory and ``save_problem`` says why, for the app to tell the user."""
         try:
-            st.save_state(self.state_dir, self.state)
+            commit(self.state_dir, before, self.state, action)
         except PickselError as e:
             self.save_problem = f"{e}. Changes are kept until you quit; --state-dir saves them elsewhere."
             return
@@ -213,8 +217,9 @@ class Curator:
         wrote it (a CLI ``exclude`` in another shell, a second curator), so our next
         save does not silently undo its exclusions, pins or selection.
 
-        Returns (reloaded, warning). A file that vanished or no longer parses keeps our
-        in-memory state, which the next save writes back."""
+        Returns (reloaded, warning). A file that vanished or no longer parses (moved
+        aside) keeps our in-memory state, which the next save writes back; a file with
+        some bad values (copied aside, still in place) is taken without them."""
         stamp = self._disk_stamp()
         if stamp == self._stamp:
             return False, None
@@ -222,10 +227,10 @@ class Curator:
         if stamp is None:
             return False, None
         state, warning = st.load_state(self.state_dir)
-        if warning is not None:
+        if warning is not None and self._disk_stamp() is None:
             return False, warning
         self.state = state
-        return True, None
+        return True, warning
 
     # ------------------------------------------------------------------ masks and model
 
@@ -324,61 +329,91 @@ class Curator:
         return self.paths[row]
 
     @contextlib.contextmanager
-    def _editing(self) -> Iterator[st.AlbumState]:
-        """Change the freshest state (another picksel may have written state.json since
-        we last looked) and save it when the change is done."""
-        self.reload_if_changed()
-        yield self.state
-        self.save()
+    def _editing(self, action: str | None) -> Iterator[st.AlbumState]:
+        """Change the freshest state under the album's lock and save it when the change is
+        done (journaled for undo under ``action``). Another picksel holding the lock for
+        more than TUI_WAIT seconds raises StateBusy, with nothing changed: the UI thread
+        never hangs on it."""
+        with state_lock(self.state_dir, timeout=TUI_WAIT, warn=self.notes.append):
+            self.reload_if_changed()
+            before = undo.snapshot(self.state)
+            yield self.state
+            self._commit(before, action)
 
     def toggle_excluded(self, row: int) -> bool:
-        with self._editing() as state:
+        with self._editing("x") as state:
             return st.toggle_excluded(state, self.rel(row))
 
     def toggle_pin(self, row: int) -> bool:
-        with self._editing() as state:
+        with self._editing("p") as state:
             return st.toggle_pin(state, self.rel(row))
 
+    def at_or_above(self, threshold: float) -> list[str]:
+        """What ``exclude_at_or_above`` would newly exclude now (for the confirmation)."""
+        self.reload_if_changed()
+        sel = self.state.selection
+        if sel is None:
+            raise PickselError("no saved selection yet: run a selection first")
+        st.check_threshold(threshold)
+        ex, pins, rows = self.state.excluded, self.state.pins, self.rows
+        return [p for p in sel.at_or_above(threshold) if p not in ex and p not in pins and p in rows]
+
     def exclude_at_or_above(self, threshold: float) -> int:
-        with self._editing() as state:
+        with self._editing(f"X ≥ {threshold:g}%") as state:
             return st.exclude_at_or_above(state, threshold)
 
     def clear_exclusions(self) -> int:
-        with self._editing() as state:
+        with self._editing("C") as state:
             return st.clear_exclusions(state)
 
     def clear_selection(self) -> bool:
-        with self._editing() as state:
+        with self._editing("c") as state:
             had = state.selection is not None
             st.clear_selection(state)
             return had
 
     def set_favorites(self) -> int:
-        with self._editing() as state:
+        with self._editing("f") as state:
             return st.set_favorites(state)
+
+    def undo(self) -> undo.Undone | None:
+        """Take back the newest journaled change (made here or by any other picksel)."""
+
+        def save() -> None:
+            st.save_state(self.state_dir, self.state)
+            self.save_problem = None
+            self._stamp = self._disk_stamp()
+
+        with state_lock(self.state_dir, timeout=TUI_WAIT, warn=self.notes.append):
+            self.reload_if_changed()
+            return undo.undo_last(self.state_dir, self.state, save)
+
+    def _remember(self, **values) -> None:
+        """Settings and remembered paths: saved, not journaled. When another picksel holds
+        the lock they stay in memory and are saved with the next change."""
+        try:
+            with self._editing(None) as state:
+                for key, value in values.items():
+                    target = state.settings if hasattr(state.settings, key) else state
+                    setattr(target, key, value)
+        except StateBusy as e:
+            for key, value in values.items():
+                target = self.state.settings if hasattr(self.state.settings, key) else self.state
+                setattr(target, key, value)
+            self.save_problem = str(e)
 
     def update_settings(self, **values) -> None:
         """Remember curator panel values (method, count, iterations, threshold)."""
-        self.reload_if_changed()
-        changed = False
-        for key, value in values.items():
-            if getattr(self.state.settings, key) != value:
-                setattr(self.state.settings, key, value)
-                changed = True
-        if changed:
-            self.save()
+        if any(getattr(self.state.settings, k) != v for k, v in values.items()):
+            self._remember(**values)
 
     def set_export_path(self, path: str) -> None:
-        self.reload_if_changed()
         if self.state.export_path != path:
-            self.state.export_path = path
-            self.save()
+            self._remember(export_path=path)
 
     def set_inventory_path(self, path: str) -> None:
-        self.reload_if_changed()
         if getattr(self.state, "inventory_path", None) != path:
-            self.state.inventory_path = path
-            self.save()
+            self._remember(inventory_path=path)
 
     # ------------------------------------------------------------------ selection
 
@@ -408,7 +443,7 @@ class Curator:
 
     def apply_result(self, result) -> st.SavedSelection:
         """Store a finished run as the album's selection (saved at once)."""
-        with self._editing() as state:
+        with self._editing("selection run") as state:
             state.selection = st.SavedSelection.from_result(result, self.paths, self.fingerprint)
             return state.selection
 

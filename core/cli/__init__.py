@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import os
 import sys
 from pathlib import Path
@@ -22,12 +23,13 @@ from picksel.errors import Cancelled, PickselError, Terminated, UsageError
 DESCRIPTION = """\
 Pick a diverse (FPS) or representative (K-Means) subset of an image album.
 
-Open the curator on an album:          picksel ALBUM
+Open the curator on an album:          picksel ALBUM   (in an album folder: picksel)
 Try it on a built-in demo album:       picksel demo
 Headless, for scripts:
   picksel index ALBUM                  build/update the embedding index
   picksel select ALBUM --count 150     run the Monte Carlo selection, save it
   picksel exclude ALBUM PATH...        keep images out of selections and exports
+  picksel undo ALBUM                   take back the last exclude/pin/favorites/select
   picksel export ALBUM DEST            copy the selection (+ captions) to DEST
   picksel inventory ALBUM FILE         write the tab-separated inventory
   picksel favorites ALBUM [--set]      print (or replace) the favorites
@@ -40,7 +42,6 @@ The album itself is never modified. Exit codes: 0 ok, 1 failure, 2 bad arguments
 Run `picksel COMMAND --help` for the options of one command.
 """
 
-COMMANDS = ("demo", "index", "select", "export", "inventory", "exclude", "pin", "favorites", "tui")
 FAMILIES = (album_cmds, select_cmds, mark_cmds, output_cmds)
 
 
@@ -68,13 +69,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def commands(parser: argparse.ArgumentParser) -> list[str]:
+    """The sub-command names, from the parser itself so a new command is never missed."""
+    for action in parser._subparsers._group_actions if parser._subparsers else ():
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []
+
+
+def route(argv: list[str], names: list[str]) -> list[str]:
+    """``picksel [ALBUM] [--graphics M]`` means ``picksel tui ...``; a word that is neither
+    a command nor a folder is a mistyped command, not a missing album."""
+    if not argv:
+        return ["tui"]
+    first = argv[0]
+    if first in names:
+        return argv
+    if first.startswith("-"):
+        tui_option = first.split("=", 1)[0] in ("--graphics", "--state-dir")
+        return ["tui", *argv] if tui_option else argv
+    if os.path.lexists(first) or "/" in first or first.startswith((".", "~")):
+        return ["tui", *argv]
+    near = difflib.get_close_matches(first, names, n=1, cutoff=0.6)
+    hint = f"; did you mean `{PROG} {near[0]}`?" if near else ""
+    raise UsageError(
+        f"unknown command {first!r} (and no folder of that name); "
+        f"commands: {', '.join(n for n in names if n != 'tui')}{hint}"
+    )
+
+
 def run(argv: list[str]) -> int:
     """Parse ``argv`` and run one command; returns the process exit code."""
-    # `picksel ALBUM` (and bare `picksel`) opens the TUI: route it to the `tui` command.
-    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
-        argv = ["tui", *argv]
     parser = build_parser()
     try:
+        argv = route(argv, commands(parser))
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()

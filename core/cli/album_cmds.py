@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-from picksel.cli.common import AlbumCmd, album_dir, graphics_arg, progress_bar
+from picksel.cli.common import PROG, AlbumCmd, album_dir, err, graphics_arg, progress_bar, say
+from picksel.errors import UsageError
 
 
 def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
@@ -18,8 +20,10 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
         description="Open the curator on ALBUM (indexing it first if needed).",
         formatter_class=fmt,
     )
-    sp.add_argument("album", metavar="ALBUM", type=Path, nargs="?", default=Path("."))
-    sp.add_argument("--state-dir", type=Path, metavar="DIR")
+    sp.add_argument("album", metavar="ALBUM", type=Path, nargs="?", default=None,
+                    help="the album folder (default: the current folder, if it is an album)")
+    sp.add_argument("--state-dir", type=Path, metavar="DIR",
+                    help="keep picksel's files in DIR instead of ALBUM/.picksel")
     graphics_arg(sp)
     sp.set_defaults(handler=cmd_tui)
 
@@ -29,7 +33,8 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
         description=(
             "Write a demo album (1,797 handwritten digits in one folder per digit with .txt\n"
             "captions, sample photos, and a few garbage images to clean out), index it and\n"
-            "open the curator on it. Building again into the same folder reuses it."
+            "open the curator on it. Building again into the same folder only adds the files\n"
+            "that are missing: existing files (an edited caption, say) are left as they are."
         ),
         formatter_class=fmt,
     )
@@ -67,10 +72,24 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
-    album = album_dir(args.album)
+    album = album_dir(args.album if args.album is not None else _album_here())
     from picksel.tui.app import run_app
 
     return run_app(album, state_dir=getattr(args, "state_dir", None), graphics=args.graphics)
+
+
+def _album_here() -> Path:
+    """The current folder when it is an album (has .picksel); a bare ``picksel`` anywhere
+    else must not start indexing, say, a whole home folder."""
+    if os.path.isdir(".picksel"):
+        return Path.cwd()  # not ".": the title shows the album's name
+    from picksel.cli import DESCRIPTION
+
+    sys.stderr.write(f"usage: {PROG} [ALBUM] | {PROG} COMMAND ...\n\n{DESCRIPTION}\n")
+    raise UsageError(
+        f"no album here ({os.getcwd()} has no .picksel folder): give the ALBUM "
+        "folder, e.g. `picksel ~/photos/album`, or see `picksel --help`"
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -79,14 +98,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with progress_bar("Building demo album") as progress:
         demo = build_demo_album(args.dir, progress=progress)
-    print(
+    say(
         f"demo album in {demo.dest}: {demo.digits} digits, {demo.photos} photos, "
         f"{demo.garbage} garbage images, {demo.captions} captions"
+        + (f"; kept {demo.kept} existing files as they are" if demo.kept else "")
     )
+    if demo.refused:
+        err(f"not written: {len(demo.refused)} file(s) under a symlinked folder, "
+            f"e.g. {demo.refused[0]}")
     start = time.perf_counter()
     with progress_bar("Indexing") as progress:
         index, report = build_index(args.dir, progress=progress)
-    print(
+    say(
         f"indexed {len(index)} images with {index.encoder} in {time.perf_counter() - start:.1f} s "
         f"({report.added} new, {report.updated} changed, {report.removed} removed)"
     )
@@ -113,8 +136,8 @@ def cmd_index(args: argparse.Namespace) -> int:
         )
     elapsed = time.perf_counter() - start
     for line in report.messages:
-        print(line, file=sys.stderr)
-    print(
+        say(line, file=sys.stderr)
+    say(
         f"{len(index)} images indexed with {index.encoder} in {elapsed:.1f} s: "
         f"{report.added} new, {report.updated} changed, {report.removed} removed, "
         f"{report.unchanged} unchanged"
@@ -126,5 +149,5 @@ def cmd_index(args: argparse.Namespace) -> int:
 
         with progress_bar("UMAP map") as progress:
             data = ensure_map(index, state_dir(album, args.state_dir), progress=progress)
-        print(f"2-D map ready ({data.kind})")
+        say(f"2-D map ready ({data.kind})")
     return 0

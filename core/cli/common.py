@@ -1,5 +1,7 @@
 """What every command shares: the one-line error parser, number parsing, progress bars,
-opening an album and its state, finding an image by path."""
+opening an album and its state, finding an image by path, and the two ways out:
+``say``/``err`` for text (names made harmless with ``picksel.textsafe.printable``) and
+``emit_json`` for JSON (built whole, then written as UTF-8 in one go)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,10 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TextIO
 
 from picksel.errors import IndexMissing, PickselError, ProgressFn, UsageError
+from picksel.textsafe import json_text, printable
 
 PROG = "picksel"
 
@@ -19,10 +22,26 @@ AlbumCmd = Callable[[str, str, str], argparse.ArgumentParser]
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse prints usage plus the error; we promise one clear line instead."""
+    """argparse prints usage plus the error; we promise one clear line instead.
+
+    ``intermixed = True`` lets PATHs follow a flag (``exclude ALBUM --remove PATH``):
+    plain argparse stops filling a ``nargs="*"`` positional at the first option.
+    """
+
+    intermixed = False
+    _mixing = False
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if not self.intermixed or self._mixing:
+            return super().parse_known_args(args, namespace)
+        self._mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._mixing = False
 
 
 def positive_int(name: str, lo: int, hi: int | None = None) -> Callable[[str], int]:
@@ -51,9 +70,36 @@ def graphics_arg(sp: argparse.ArgumentParser) -> None:
     )
 
 
-def err(message: str) -> None:
+def say(text: object = "", *, file: TextIO | None = None) -> None:
+    """Print one line for a person: control characters and undecodable bytes in names
+    become visible escapes, and a stream that cannot encode a letter gets ``\\uNNNN``."""
+    stream = file if file is not None else sys.stdout
+    line = printable(text) + "\n"
+    try:
+        stream.write(line)  # encodes the whole line first: nothing half-written on failure
+    except UnicodeEncodeError:
+        enc = getattr(stream, "encoding", None) or "ascii"
+        stream.write(line.encode(enc, "backslashreplace").decode(enc))
+
+
+def err(message: object) -> None:
+    message = str(message)
     prefix = "" if message.startswith(PROG) else f"{PROG}: "
-    print(f"{prefix}{message}", file=sys.stderr)
+    say(f"{prefix}{message}", file=sys.stderr)
+
+
+def emit_json(payload: Any) -> None:
+    """Write ``payload`` as JSON to stdout: built completely before the first byte is
+    written (a failure leaves no half document), always UTF-8 whatever the locale, and a
+    name byte that is not UTF-8 appears as ``\\udcNN`` (see ``picksel.textsafe``)."""
+    data = (json_text(payload) + "\n").encode("utf-8")
+    sys.stdout.flush()
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream (tests): the text is pure UTF-8-safe
+        sys.stdout.write(data.decode("utf-8"))
+    else:
+        buffer.write(data)
+        buffer.flush()
 
 
 @contextlib.contextmanager
@@ -63,6 +109,7 @@ def progress_bar(description: str) -> Iterator[ProgressFn]:
         yield lambda done, total, message="": None
         return
     from rich.console import Console
+    from rich.markup import escape as escape_markup
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -77,7 +124,9 @@ def progress_bar(description: str) -> Iterator[ProgressFn]:
         task = bar.add_task(description, total=None, message="")
 
         def update(done: int, total: int, message: str = "") -> None:
-            bar.update(task, completed=done, total=total or None, message=message)
+            # The message may name a file: no raw controls, and not rich markup either.
+            safe = escape_markup(printable(message))
+            bar.update(task, completed=done, total=total or None, message=safe)
 
         yield update
 
@@ -91,16 +140,22 @@ def album_dir(path: Path) -> Path:
 
 
 def open_state(args: argparse.Namespace):
-    """(album, state dir, state) for an album command; a moved-aside corrupt state.json is reported."""
+    """(album, state dir, state) for an album command, read without the lock (a snapshot:
+    writers re-read under it); a repaired or moved-aside state.json is reported once."""
     from picksel.album import state_dir
-    from picksel.state import load_state
+    from picksel.statelock import open_repaired
 
     album = album_dir(args.album)
     sdir = state_dir(album, args.state_dir)
-    state, warning = load_state(sdir)
-    if warning:
-        err(warning)
-    return album, sdir, state
+    return album, sdir, open_repaired(sdir, warn=err)
+
+
+def editing(sdir: Path, action: str | None):
+    """``with editing(sdir, "exclude") as state:`` the locked read-modify-write of
+    state.json every command that changes it goes through (see picksel.statelock)."""
+    from picksel.statelock import edit_state
+
+    return edit_state(sdir, action=action, warn=err)
 
 
 def load_or_build_index(album: Path, state_dir: Path | None):
@@ -109,11 +164,11 @@ def load_or_build_index(album: Path, state_dir: Path | None):
     try:
         return load_index(album, state_dir)
     except IndexMissing:
-        print(f"picksel: {album} has no index yet; indexing it first", file=sys.stderr)
+        err(f"{album} has no index yet; indexing it first")
         with progress_bar("Indexing") as progress:
             index, report = build_index(album, state_dir=state_dir, progress=progress)
         for line in report.messages:
-            print(f"picksel: {line}", file=sys.stderr)
+            err(line)
         return index
 
 
@@ -126,8 +181,9 @@ def load_index_or_none(album: Path, state_dir: Path | None):
         return None
 
 
-def rel_path(album: Path, given: str, known: set[str]) -> str:
-    """Accept album-relative paths and any path to a file inside the album."""
+def rel_path(album: Path, given: str, known: set[str]) -> str | None:
+    """The album-relative name of ``given`` (album-relative, or any path to a file inside
+    the album), or None when it names no indexed image."""
     if given in known:
         return given
     candidate = Path(given)
@@ -135,10 +191,21 @@ def rel_path(album: Path, given: str, known: set[str]) -> str:
         try:
             rel = candidate.resolve().relative_to(album.resolve()).as_posix()
         except ValueError:
-            raise PickselError(f"not inside the album: {given}") from None
+            return None
         if rel in known:
             return rel
-    raise PickselError(f"not an indexed image of this album: {given}")
+    return None
+
+
+def rel_paths(album: Path, given: list[str], known: set[str]) -> list[str]:
+    """Every PATH as an album-relative name; one that names no indexed image is a bad
+    argument (exit 2), reported on one line before anything changes."""
+    rels = [rel_path(album, p, known) for p in given]
+    bad = [p for p, rel in zip(given, rels, strict=True) if rel is None]
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise UsageError(f"not an indexed image of this album: {bad[0]}{more}")
+    return [rel for rel in rels if rel is not None]
 
 
 def require_selection(state, album: Path):

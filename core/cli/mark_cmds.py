@@ -1,4 +1,4 @@
-"""Commands that mark images: ``exclude`` and ``pin``."""
+"""Commands that mark images: ``exclude`` and ``pin``, and ``undo`` to take a mark back."""
 
 from __future__ import annotations
 
@@ -6,19 +6,23 @@ import argparse
 
 from picksel.cli.common import (
     AlbumCmd,
+    editing,
+    err,
     load_or_build_index,
     open_state,
     positive_int,
-    rel_path,
+    rel_paths,
     require_selection,
+    say,
 )
-from picksel.errors import UsageError
+from picksel.errors import PickselError, UsageError
 
 
 def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
     sp = album_cmd("exclude", "exclude images from selections and exports",
                    "PATHs are relative to the album (or any path to a file inside it).")
     sp.add_argument("paths", metavar="PATH", nargs="*", type=str)
+    sp.intermixed = True  # type: ignore[attr-defined]
     grp = sp.add_mutually_exclusive_group()
     grp.add_argument("--clear", action="store_true", help="remove every exclusion")
     grp.add_argument("--remove", action="store_true", help="include PATHs again")
@@ -30,46 +34,54 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
 
     sp = album_cmd("pin", "pin images: FPS starts from them and always keeps them", "")
     sp.add_argument("paths", metavar="PATH", nargs="*", type=str)
+    sp.intermixed = True  # type: ignore[attr-defined]
     grp = sp.add_mutually_exclusive_group()
     grp.add_argument("--clear", action="store_true", help="remove every pin")
     grp.add_argument("--remove", action="store_true", help="unpin PATHs")
     grp.add_argument("--list", action="store_true", help="print the pinned paths")
     sp.set_defaults(handler=cmd_pin)
 
+    sp = album_cmd("undo", "undo the last change of exclusions, pins, favorites or selection",
+                   "Takes back the newest change made by exclude, pin, favorites --set or\n"
+                   "select here, or by the curator (x X C c p f, a run). Repeat to go\n"
+                   "further back (up to 20 changes are kept).")
+    sp.set_defaults(handler=cmd_undo)
+
 
 def _toggle_paths(args: argparse.Namespace, attr: str, verb: str) -> int:
-    from picksel.state import save_state, set_excluded, set_pinned
+    from picksel.state import exclude_at_or_above, set_excluded, set_pinned
 
     album, sdir, state = open_state(args)
-    current: set[str] = getattr(state, attr)
     if args.list:
-        for rel in sorted(current):
-            print(rel)
+        for rel in sorted(getattr(state, attr)):
+            say(rel)
         return 0
+    action = f"{args.command} --clear"
     if args.clear:
-        n = len(current)
-        current.clear()
-        save_state(sdir, state)
-        print(f"cleared {n} {verb}")
+        with editing(sdir, action) as state:
+            marks: set[str] = getattr(state, attr)
+            n = len(marks)
+            marks.clear()
+        say(f"cleared {n} {verb}")
         return 0
     if getattr(args, "threshold", None) is not None:
-        from picksel.state import exclude_at_or_above
-
         require_selection(state, album)
-        n = exclude_at_or_above(state, args.threshold)
-        save_state(sdir, state)
-        print(f"excluded {n} new image(s) at or above {args.threshold}% ({len(state.excluded)} in all)")
+        with editing(sdir, f"exclude --threshold {args.threshold}") as state:
+            require_selection(state, album)
+            n = exclude_at_or_above(state, args.threshold)
+        say(f"excluded {n} new image(s) at or above {args.threshold}% ({len(state.excluded)} in all)")
         return 0
     if not args.paths:
         raise UsageError(f"picksel {args.command}: give PATHs, or --clear / --list")
     index = load_or_build_index(album, args.state_dir)
-    known = set(index.paths)
-    rels = [rel_path(album, p, known) for p in args.paths]
+    stale_ok = set(getattr(state, attr)) if args.remove else set()  # a stale one can go
+    known = set(index.paths) | stale_ok
+    rels = rel_paths(album, args.paths, known)
     mark = set_pinned if attr == "pins" else set_excluded
-    changed = mark(state, rels, not args.remove)
-    save_state(sdir, state)
+    with editing(sdir, f"{args.command}{' --remove' if args.remove else ''}") as state:
+        changed = mark(state, rels, not args.remove)
     action = "removed" if args.remove else "added"
-    print(f"{action} {changed} {verb} ({len(current)} in all)")
+    say(f"{action} {changed} {verb} ({len(getattr(state, attr))} in all)")
     return 0
 
 
@@ -80,3 +92,22 @@ def cmd_exclude(args: argparse.Namespace) -> int:
 def cmd_pin(args: argparse.Namespace) -> int:
     args.threshold = None
     return _toggle_paths(args, "pins", "pin(s)")
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from picksel.state import save_state
+    from picksel.statelock import state_lock
+    from picksel.undo import undo_last
+
+    _album, sdir, _state = open_state(args)
+    with state_lock(sdir, warn=err):
+        from picksel.state import load_state
+
+        state, warning = load_state(sdir)
+        if warning:
+            err(warning)
+        done = undo_last(sdir, state, lambda: save_state(sdir, state))
+    if done is None:
+        raise PickselError("nothing to undo")
+    say(done.message())
+    return 0

@@ -4,18 +4,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from picksel.cli.common import (
     AlbumCmd,
+    editing,
+    emit_json,
     err,
     load_index_or_none,
     open_state,
     progress_bar,
     require_selection,
+    say,
 )
+from picksel.errors import PickselError
 
 
 def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
@@ -69,7 +72,7 @@ def _indexed_paths(album: Path, state_dir: Path | None) -> list[str]:
 def cmd_export(args: argparse.Namespace) -> int:
     from picksel.export import export_images
     from picksel.indexed import left_out_line
-    from picksel.state import included_paths, save_state
+    from picksel.state import included_paths
 
     album, sdir, state = open_state(args)
     require_selection(state, album)
@@ -80,10 +83,13 @@ def cmd_export(args: argparse.Namespace) -> int:
                                others=args.others)
     if report.left_out:
         err(left_out_line(report.left_out))
-    state.export_path = str(Path(args.dest).resolve())
-    save_state(sdir, state)
+    try:
+        with editing(sdir, None) as fresh:  # lock and re-read: keep what others did meanwhile
+            fresh.export_path = str(Path(args.dest).resolve())
+    except PickselError as e:  # the copies are made; only remembering DEST failed
+        err(f"exported, but could not remember the folder: {e}")
     if args.json:
-        json.dump(
+        emit_json(
             {
                 "dest": str(report.dest),
                 "copied": len(report.copied),
@@ -96,18 +102,14 @@ def cmd_export(args: argparse.Namespace) -> int:
                 "replaced_to": str(report.replaced_to) if report.replaced_to else None,
                 "skipped": [[str(p), r] for p, r in report.skipped],
                 "errors": [[str(p), r] for p, r in report.errors],
-            },
-            sys.stdout,
-            ensure_ascii=False,
-            indent=1,
+            }
         )
-        sys.stdout.write("\n")
     else:
         for path, reason in report.skipped:
-            print(f"picksel: skipped {path}: {reason}", file=sys.stderr)
+            err(f"skipped {path}: {reason}")
         for path, reason in report.errors:
-            print(f"picksel: cannot export {path}: {reason}", file=sys.stderr)
-        print(report.summary())
+            err(f"cannot export {path}: {reason}")
+        say(report.summary())
     return 1 if report.errors else 0
 
 
@@ -123,25 +125,23 @@ def cmd_inventory(args: argparse.Namespace) -> int:
         err(left_out_line(left_out))
     n = write_inventory(args.file, rows, csv=args.csv, overwrite=args.force, raw=args.raw)
     included = sum(1 for r in rows if r.status == "Included")
-    print(f"inventory written to {args.file}: {included} included, {n - included} excluded")
+    say(f"inventory written to {args.file}: {included} included, {n - included} excluded")
     return 0
 
 
-
-
 def cmd_favorites(args: argparse.Namespace) -> int:
-    from picksel.state import save_state, set_favorites
+    from picksel.state import set_favorites
 
     album, sdir, state = open_state(args)
     if args.set:
         require_selection(state, album)
-        n = set_favorites(state)
-        save_state(sdir, state)
-        print(f"favorites replaced with the selection: {n} images", file=sys.stderr)
+        with editing(sdir, "favorites --set") as state:
+            require_selection(state, album)
+            n = set_favorites(state)
+        say(f"favorites replaced with the selection: {n} images", file=sys.stderr)
     if args.json:
-        json.dump(state.favorites, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        emit_json(state.favorites)
     else:
         for rel in state.favorites:
-            print(rel)
+            say(rel)
     return 0

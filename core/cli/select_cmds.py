@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from picksel.cli.common import AlbumCmd, load_or_build_index, open_state, positive_int, progress_bar
+from picksel.cli.common import (
+    AlbumCmd,
+    editing,
+    emit_json,
+    load_or_build_index,
+    open_state,
+    positive_int,
+    progress_bar,
+    say,
+)
 from picksel.errors import PickselError
+from picksel.textsafe import printable
 
 
 def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
@@ -37,7 +46,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     import numpy as np
 
     from picksel.select import run_selection
-    from picksel.state import SavedSelection, exclude_at_or_above, save_state
+    from picksel.state import SavedSelection, exclude_at_or_above
 
     album, sdir, state = open_state(args)
     index = load_or_build_index(album, args.state_dir)
@@ -66,14 +75,18 @@ def cmd_select(args: argparse.Namespace) -> int:
             pinned=pinned if len(pinned) else None,
             progress=progress,
         )
-    state.selection = SavedSelection.from_result(result, index.paths, index.fingerprint())
-    settings.method, settings.count, settings.iterations = method, count, iterations
-    settings.seed = args.seed
+    saved = SavedSelection.from_result(result, index.paths, index.fingerprint())
+    # Only now lock and re-read: exclusions, pins and favorites made elsewhere during the
+    # run are kept (the run itself used the exclusions of its start).
     newly = 0
-    if args.exclude_threshold is not None:
-        settings.threshold = args.exclude_threshold
-        newly = exclude_at_or_above(state, args.exclude_threshold)
-    save_state(sdir, state)
+    with editing(sdir, "select") as state:
+        state.selection = saved
+        settings = state.settings
+        settings.method, settings.count, settings.iterations = method, count, iterations
+        settings.seed = args.seed
+        if args.exclude_threshold is not None:
+            settings.threshold = args.exclude_threshold
+            newly = exclude_at_or_above(state, args.exclude_threshold)
 
     freq = result.frequency
     tiers = result.tiers
@@ -98,21 +111,21 @@ def cmd_select(args: argparse.Namespace) -> int:
         }
         if args.exclude_threshold is not None:
             payload["newly_excluded"] = newly
-        json.dump(payload, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        emit_json(payload)
         return 0
     tier_counts = {t: sum(1 for s in selected if s["tier"] == t) for t in ("core", "stable", "variable")}
-    width = max((len(s["path"]) for s in selected), default=4)
-    for s in selected:
-        print(f"{s['path']:<{width}}  {s['votes']:>3}/{iterations}  {s['frequency']:5.1f}%  {s['tier']}")
-    print(
+    shown = [printable(s["path"]) for s in selected]
+    width = max(map(len, shown), default=4)
+    for name, s in zip(shown, selected, strict=True):
+        say(f"{name:<{width}}  {s['votes']:>3}/{iterations}  {s['frequency']:5.1f}%  {s['tier']}")
+    say(
         f"{len(selected)} of {count} selected by {method} over {iterations} iterations "
         f"(seed {result.seed}): {tier_counts['core']} core, {tier_counts['stable']} stable, "
         f"{tier_counts['variable']} variable; {int(excluded.sum())} excluded",
         file=sys.stderr,
     )
     if args.exclude_threshold is not None:
-        print(
+        say(
             f"excluded {newly} new image(s) with frequency >= {args.exclude_threshold}% "
             f"({len(state.excluded)} excluded in all)",
             file=sys.stderr,

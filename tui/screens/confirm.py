@@ -8,6 +8,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from picksel.tui.safetext import safe_text
+
 
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [
@@ -23,7 +25,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog confirm-dialog"):
-            yield Static(self.question, classes="dialog-text")
+            yield Static(safe_text(self.question), classes="dialog-text")
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.yes}  y", id="yes", variant="warning", compact=True)
                 yield Button(f"{self.no}  n", id="no", compact=True)

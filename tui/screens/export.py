@@ -28,6 +28,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, ProgressBar, Static
 
 from picksel.errors import Cancelled, PickselError
+from picksel.tui.safetext import safe_text
 
 
 class FolderTree(DirectoryTree):
@@ -40,6 +41,10 @@ class FolderTree(DirectoryTree):
     ICON_NODE = "▸ "
     ICON_NODE_EXPANDED = "▾ "
     ICON_FILE = "  "
+
+    def process_label(self, label: str | Text) -> Text:
+        # A folder's name is data: never markup (a "[/]" would raise), never raw ESC.
+        return safe_text(label.plain if isinstance(label, Text) else label)
 
     def filter_paths(self, paths):
         out = []
@@ -186,7 +191,7 @@ class ExportScreen(ModalScreen[object]):
         return Path(self.query_one("#dest", Input).value.strip()).expanduser()
 
     def _summary(self, text: Text | str) -> None:
-        self.query_one("#export-summary", Static).update(text)
+        self.query_one("#export-summary", Static).update(safe_text(text))
 
     @on(DirectoryTree.DirectorySelected, "#tree")
     def _picked(self, event: DirectoryTree.DirectorySelected) -> None:

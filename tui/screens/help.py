@@ -38,8 +38,9 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         "Exclusions",
         [
             ("x", "exclude / include the current image"),
-            ("X", "exclude every image at or above the threshold"),
-            ("C", "clear all exclusions"),
+            ("X", "exclude every image at or above the threshold (asks first when many)"),
+            ("C", "clear all exclusions (asks first)"),
+            ("u", "undo the last change of exclusions, pins, favorites or selection"),
         ],
     ),
     (

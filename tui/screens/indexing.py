@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import ProgressBar, Static
 
 from picksel.errors import Cancelled, PickselError
+from picksel.textsafe import printable
 
 
 class IndexingScreen(ModalScreen[bool]):
@@ -29,7 +31,7 @@ class IndexingScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog indexing-dialog") as box:
-            box.border_title = f"Indexing {self.album.name}"
+            box.border_title = printable(f"Indexing {self.album.name}")
             box.border_subtitle = "escape cancels"
             yield Static("This album has no index yet: reading every image once.", id="index-what")
             yield ProgressBar(id="index-progress", total=None, show_eta=False)
@@ -72,7 +74,7 @@ class IndexingScreen(ModalScreen[bool]):
         if total > 0:
             bar.update(total=total, progress=done)
         if message:
-            self.query_one("#index-message", Static).update(message)
+            self.query_one("#index-message", Static).update(Text(printable(message)))
 
     def _finish(self, ok: bool, note: str) -> None:
         if self.app.return_code is not None:

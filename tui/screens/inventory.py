@@ -19,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
 from picksel.errors import PickselError
+from picksel.tui.safetext import safe_text
 from picksel.tui.screens.confirm import ConfirmScreen
 from picksel.tui.widgets.sidebar import MethodButton
 
@@ -89,7 +90,7 @@ class InventoryScreen(ModalScreen[str | None]):
             self.action_close()
 
     def _message(self, text: Text | str) -> None:
-        self.query_one("#inv-message", Static).update(text)
+        self.query_one("#inv-message", Static).update(safe_text(text))
 
     def write(self) -> None:
         from picksel.inventory import NO_SELECTION

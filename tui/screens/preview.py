@@ -10,6 +10,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from picksel.textsafe import printable, printable_lines
 from picksel.tui.controller import Details, human_size
 from picksel.tui.widgets.sidebar import TIER_STYLES
 
@@ -18,7 +19,7 @@ def details_table(d: Details) -> Table:
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
-    table.add_row("path", d.rel)
+    table.add_row("path", printable(d.rel))
     table.add_row("size", human_size(d.size))
     table.add_row("pixels", d.dimensions)
     if d.iterations:
@@ -44,14 +45,17 @@ class PreviewScreen(ModalScreen[None]):
         from picksel.tui.widgets.preview import ImagePreview
 
         with Horizontal(classes="dialog preview-dialog") as box:
-            box.border_title = self.details.rel
+            box.border_title = printable(self.details.rel)
             box.border_subtitle = "escape closes"
             yield ImagePreview(id="big-image", graphics=self.graphics)
             with VerticalScroll(id="preview-facts"):
                 yield Static(details_table(self.details), id="preview-table")
                 yield Static(
                     Text("caption\n", style="bold")
-                    + Text(self.details.caption or "(no caption file)", style="" if self.details.caption else "dim"),
+                    + Text(
+                        printable_lines(self.details.caption) or "(no caption file)",
+                        style="" if self.details.caption else "dim",
+                    ),
                     id="preview-caption",
                 )
 

@@ -11,9 +11,16 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Input
 
+from picksel.textsafe import printable
+
 
 class FindBar(Input):
-    """Hidden until opened; the text is a case-insensitive substring of the album path."""
+    """Hidden until opened; the text is a case-insensitive substring of the album path
+    as the list shows it (escapes included: ``\\x1b`` finds a name holding ESC)."""
+
+    def insert_text_at_cursor(self, text: str) -> None:
+        # A paste can carry control characters; shown raw they would drive the terminal.
+        super().insert_text_at_cursor(printable(text))
 
     BINDINGS = [
         Binding("escape", "close", "Clear find", show=True),

@@ -19,6 +19,7 @@ from textual.widgets import Static
 
 from picksel.errors import PickselError
 from picksel.imageio import open_image
+from picksel.textsafe import printable
 from picksel.thumbs import PLACEHOLDER_KEY, placeholder
 from picksel.tui.widgets.graphics import GraphicsMode, image_class, resolve
 
@@ -91,7 +92,7 @@ class ImagePreview(Widget):
         """Preview ``path`` (None clears) with ``caption`` (default: the file name)."""
         self._token += 1
         self._path = Path(path) if path is not None else None
-        self._caption = caption or (self._path.name if self._path is not None else "")
+        self._caption = printable(caption or (self._path.name if self._path is not None else ""))
         if self.is_mounted:
             self.query_one(".preview-caption", Static).update(self._caption)
         if self._path is None:
@@ -128,7 +129,7 @@ class ImagePreview(Widget):
             return
         reason = image.info.get(PLACEHOLDER_KEY)
         if reason and self._path is not None:
-            self._caption = f"{self._path.name} — {reason}"
+            self._caption = printable(f"{self._path.name} — {reason}")
             self.query_one(".preview-caption", Static).update(self._caption)
         self._set_image(image)
 

@@ -34,6 +34,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from picksel.textsafe import printable
 from picksel.thumbs import is_placeholder, load_thumbnail
 from picksel.tui.viewstate import (
     STATE_COLORS,
@@ -367,7 +368,7 @@ class ThumbList(ScrollView, can_focus=True):
             ]
             text.extend(Segment(ch, st) for ch, st in marks)
             name_w = max(0, text_w - 4 - len(right) - 1)
-            name = _fit(rel.name, name_w)
+            name = _fit(printable(rel.name), name_w)
             text.append(Segment(" " + name, _NAME))
             pad = text_w - 4 - len(name) - len(right)
             text.append(Segment(" " * max(1, pad), _PLAIN))
@@ -376,7 +377,7 @@ class ThumbList(ScrollView, can_focus=True):
             badge, badge_style = _BADGE.get(state, ("", Style()))
             if no_color:
                 badge_style = _BADGE_MONO.get(state, Style())
-            sub = rel.parent.as_posix()
+            sub = printable(rel.parent.as_posix())
             sub = "." if sub in ("", ".") else sub
             sub_w = max(0, text_w - 4 - len(badge) - 1)
             sub = _fit(sub, sub_w)
@@ -452,7 +453,7 @@ class ThumbList(ScrollView, can_focus=True):
         pos[order] = np.arange(len(order), dtype=np.int64)
         self._pos = pos
         self.virtual_size = Size(self.scrollable_content_region.width, len(order) * ITEM_HEIGHT)
-        found = f' · "{_fit(self.query, 20)}"' if self.query else ""
+        found = f' · "{_fit(printable(self.query), 20)}"' if self.query else ""
         self.border_title = (
             f"{self.filter} · {len(order):,}"
             if self.filter == "all" and not found
@@ -470,7 +471,8 @@ class ThumbList(ScrollView, can_focus=True):
     def _lowered(self) -> list[str]:
         if self._lower is None:
             assert self._vm is not None
-            self._lower = [p.lower() for p in self._vm.paths]
+            # As shown: a name with an escape is found by typing what the row displays.
+            self._lower = [printable(p).lower() for p in self._vm.paths]
         return self._lower
 
     def _match_mask(self) -> np.ndarray:
