@@ -580,3 +580,27 @@ def test_tui_quit_during_indexing_leaves_no_worker(busy_album: Path, tmp_path: P
         assert not (tmp_path / "state" / "index.npz").exists()
     finally:
         tui.close()
+
+
+def test_cancel_stops_the_workers_mid_batch(busy_album: Path):
+    # What the TUI's quit relies on: a cancel seen while the workers run kills them
+    # instead of waiting for the batch.
+    from picksel.encoders.builtin import BuiltinEncoder
+    from picksel.errors import Cancelled
+
+    paths = sorted((busy_album / "more").iterdir())[:128]
+    enc = BuiltinEncoder(workers=2)
+    asked: list[float] = []
+
+    def cancel() -> bool:
+        asked.append(time.monotonic())
+        return len(asked) > 3  # a few polls in: the workers are busy by then
+
+    try:
+        with pytest.raises(Cancelled):
+            enc.encode_paths(paths, cancel=cancel)
+        stopped = time.monotonic()
+        assert enc._pool is None  # terminated, not left for close() to wait on
+        assert stopped - asked[-1] < EXIT_BUDGET
+    finally:
+        enc.close()
