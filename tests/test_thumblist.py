@@ -50,6 +50,9 @@ class ListApp(App):
     def on_thumb_list_activated(self, event: ThumbList.Activated) -> None:
         self.events.append(("activated", event.row))
 
+    def on_thumb_list_moved(self, event: ThumbList.Moved) -> None:
+        self.events.append(("moved", event.row))
+
 
 def _vm(n: int = 10) -> ViewModel:
     votes = np.zeros(n, np.int32)
@@ -162,7 +165,7 @@ async def test_find_narrows_live_and_the_found_row_stays_in_view_after() -> None
         t.query = "004321"
         await pilot.pause()
         assert t.rows.tolist() == [4321]
-        assert t.highlighted_row == 4321 and ("highlighted", 4321) in app.events
+        assert t.highlighted_row == 4321 and ("moved", 4321) in app.events
         assert t.border_title == 'all · "004321" · 1/5,000'
         t.query = ""  # the list grows back to 5,000 rows: the found row must stay visible
         await pilot.pause()

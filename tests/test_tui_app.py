@@ -153,12 +153,12 @@ async def test_exclude_at_or_above_threshold_and_clear(album: Path) -> None:
         expected = set(sel.at_or_above(50))
         set_field(app, "threshold", "50")
         await pilot.pause()
-        assert saved_state(app).settings.threshold == 50
-        await pilot.press("X")
+        await pilot.press("X")  # running commits the threshold it used
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)  # more than 10% of this small album
         await pilot.press("y")
         await pilot.pause()
+        assert saved_state(app).settings.threshold == 50
         assert saved_state(app).excluded == expected
         assert any(f"Excluded {len(expected)} new" in n.message for n in app._notifications)
         await pilot.press("X")  # nothing new the second time
@@ -213,6 +213,11 @@ async def test_bad_inputs_show_messages_and_are_not_saved(album: Path) -> None:
         set_field(app, "count", "7")
         await pilot.pause()
         assert not app.query_one("#count-error", Static).display
+        assert saved_state(app).settings.count == before  # typed, not committed yet
+        app.query_one("#count", Input).focus()
+        await pilot.pause()
+        app.thumbs.focus()  # leaving the field commits it
+        await pilot.pause()
         assert saved_state(app).settings.count == 7
 
 

@@ -13,7 +13,7 @@ from picksel.tui.app import PickselApp
 from picksel.tui.controller import parse_int
 from picksel.tui.screens.export import plan_summary
 from picksel.tui.screens.help import GROUPS
-from picksel.tui.widgets.sidebar import TIER_STYLES, vote_chart
+from picksel.tui.widgets.sidebar import TIER_STYLES, chart_title, tallest_bar, vote_chart
 
 
 def test_parse_int_accepts_and_refuses_with_reasons() -> None:
@@ -27,13 +27,19 @@ def test_parse_int_accepts_and_refuses_with_reasons() -> None:
 
 
 def test_vote_chart_puts_bars_in_their_tier_band() -> None:
-    chart = vote_chart(np.array([5.0, 5.0, 95.0, 100.0, 75.0]), height=2)
+    freqs = np.array([5.0, 5.0, 95.0, 100.0, 75.0])
+    chart = vote_chart(freqs, height=2)
     lines = chart.plain.splitlines()
-    assert len(lines) == 3 and lines[0].endswith(" 2")
+    # every line is exactly the chart's width, so a narrow sidebar never wraps it
+    assert len(lines) == 3 and {len(line) for line in lines} == {20}
     bars = lines[1]
     assert bars[0:2] == "██" and bars[18:20] == "██" and bars[14:16].strip()
     assert bars[4:14].strip() == ""
-    assert vote_chart(np.zeros(0)).plain.splitlines()[0].strip() == "0"  # empty: no bars
+    assert lines[2] == "0%        50%   100%"  # the axis says what its numbers are
+    assert tallest_bar(freqs) == 2  # the scale, shown in the chart's title
+    title = chart_title(5, 20, tallest_bar(freqs)).plain
+    assert "max 2" in title and max(len(line) for line in title.splitlines()) <= 23
+    assert all(not line.strip() for line in vote_chart(np.zeros(0)).plain.splitlines()[:3])
 
 
 def test_legend_uses_the_map_colours_and_core_is_not_red() -> None:

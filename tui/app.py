@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import threading
 from concurrent.futures import Future
@@ -48,6 +49,7 @@ from picksel.tui.messages import (
 )
 from picksel.tui.widgets.findbar import FindBar
 from picksel.tui.widgets.graphics import GraphicsMode, prepare_terminal
+from picksel.tui.widgets.graphics import describe as describe_graphics
 from picksel.tui.widgets.preview import ImagePreview
 from picksel.tui.widgets.scatter import MapView
 from picksel.tui.widgets.sidebar import CuratorSidebar
@@ -79,6 +81,8 @@ COMMANDS: list[tuple[str, str, str]] = [
 
 # Actions that need an opened album; refused with a message otherwise.
 _DATA_ACTIONS = {c[0] for c in COMMANDS} - {"help", "cancel", "reindex", "cycle_graphics"}
+# Actions bound to keys of the main screen; a dialog on top turns them off.
+_MAIN_SCREEN_ACTIONS = {c[0] for c in COMMANDS} | {"undo"}
 
 
 class PickselApp(App[int]):
@@ -133,7 +137,6 @@ class PickselApp(App[int]):
         self.fixed_seed = seed  # tests and screenshots: deterministic runs
         self._state_timer = None
         self.curator: Curator | None = None
-        self.current_row: int | None = None
         self.job = None  # running SelectionJob
         self.map_cancel = threading.Event()
         self._pca: np.ndarray | None = None
@@ -279,12 +282,23 @@ class PickselApp(App[int]):
             # Start at the top of the list (the saved selection's best image, else the
             # first path): what the user reviews first, with the map cursor on it.
             first = int(self.thumbs.rows[0]) if len(self.thumbs.rows) else self.map_view.cursor_row
-            self.current_row = first
             if first is not None:
-                self.thumbs.focus_row(first)
-                self.map_view.move_cursor_to(first)
-                self._schedule_preview()
+                self.current_row = first
         self.thumbs.focus()
+
+    NOTIFICATION_TIMEOUT = 3.0
+    """Seconds an information toast stays; warnings and errors pass their own."""
+
+    def on_notify(self, event) -> None:
+        """One information toast at a time: the newest replaces the last instead of
+        stacking over the list and the sidebar (warnings and errors stay until their own
+        timeout). Runs after Textual added the new one; ``notify`` only posts it, so keys
+        arriving in one burst are handled here, not there."""
+        new = event.notification
+        if new.severity != "information":
+            return
+        for old in [n for n in self._notifications if n.severity == "information" and n is not new]:
+            self._unnotify(old)
 
     STATE_POLL = 2.0
     """Seconds between checks whether another picksel changed state.json."""
@@ -432,27 +446,63 @@ class PickselApp(App[int]):
         counts = c.counts(vm)
         sel = c.state.selection
         self.sidebar.show_counts(counts, c.voted_frequencies(), sel.iterations if sel else 0)
+        self.sidebar.set_available(counts.images - counts.excluded)
         self.title = c.title()
         self.sub_title = METHOD_LABELS.get(c.settings.method, c.settings.method)
 
     # ------------------------------------------------------------------ pane sync
 
+    @property
+    def current_row(self) -> int | None:
+        """The image x, p and enter act on: the map cursor while the map has the focus,
+        else the highlighted row of the list as it is shown now (None for an empty list).
+
+        Derived, never stored: a filter, a find, a re-run or an exclusion that moves the
+        highlight can never leave a "current image" behind that is not on screen."""
+        if self.curator is None or not self.screen_stack:
+            return None
+        try:
+            map_view, thumbs = self.map_view, self.thumbs
+        except NoMatches:
+            return None
+        if self.screen_stack[0].focused is map_view and map_view.cursor_row is not None:
+            return map_view.cursor_row
+        return thumbs.highlighted_row
+
+    @current_row.setter
+    def current_row(self, row: int) -> None:
+        """Make ``row`` the current image on both panes (a hidden row widens the list)."""
+        self.thumbs.focus_row(row)
+        self.map_view.move_cursor_to(row)
+        self._schedule_preview()
+
     @on(MapView.CursorMoved)
     def _cursor_moved(self, msg: MapView.CursorMoved) -> None:
-        self.current_row = msg.row
         self.thumbs.focus_row(msg.row)
         self._schedule_preview()
 
     @on(ThumbList.Highlighted)
     def _highlighted(self, msg: ThumbList.Highlighted) -> None:
-        self.current_row = msg.row
         if self.map_view.cursor_row != msg.row:
             self.map_view.move_cursor_to(msg.row)
         self._schedule_preview()
 
+    @on(ThumbList.Moved)
+    def _list_moved(self, msg: ThumbList.Moved) -> None:
+        """The list changed under its highlight (filter, find, run, exclusion): the map
+        cursor and the preview follow the new highlighted row, unless the user is on the
+        map, where the cursor stays the current image and the list shows it if it can."""
+        map_view = self.map_view
+        if self.screen_stack and self.screen_stack[0].focused is map_view:
+            row = map_view.cursor_row
+            if row is not None and self.thumbs.shows(row):
+                self.thumbs.focus_row(row)
+        elif msg.row is not None and map_view.cursor_row != msg.row:
+            map_view.move_cursor_to(msg.row)
+        self._schedule_preview()
+
     @on(ThumbList.Activated)
     def _activated(self, msg: ThumbList.Activated) -> None:
-        self.current_row = msg.row
         self.action_preview()
 
     @on(MapView.GraphicsChanged)
@@ -461,7 +511,8 @@ class PickselApp(App[int]):
         for widget in (self.thumbs, self.main_query("#preview")):
             if hasattr(widget, "set_graphics"):
                 widget.set_graphics(msg.mode)
-        self.notify(f"graphics: {msg.mode.label} (map draws {msg.effective.label})")
+        text, warn = describe_graphics(msg.mode, msg.effective, in_tmux=bool(os.environ.get("TMUX")))
+        self.notify(text, severity="warning" if warn else "information", timeout=6 if warn else None)
 
     def _schedule_preview(self) -> None:
         if self._preview_timer is not None:
@@ -474,17 +525,21 @@ class PickselApp(App[int]):
             preview = self.main_query("#preview", ImagePreview)
         except NoMatches:  # shutting down
             return
-        if c is None or row is None or row >= c.n or not preview.display:
+        if c is None or not preview.display:
             return
-        preview.show(c.album / c.rel(row), "")
+        # an empty list has no current image: the preview must not show the last one
+        preview.show(c.album / c.rel(row) if row is not None and row < c.n else None, "")
 
     # ------------------------------------------------------------------ actions
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        on_main = not isinstance(self.screen, ModalScreen) and self.screen is self.screen_stack[0]
         if action == "focus_pane":
             # priority binding: inside dialogs tab keeps its normal meaning
-            return not isinstance(self.screen, ModalScreen) and self.screen is self.screen_stack[0]
-        return True
+            return on_main
+        # under a dialog the main screen's keys would act on images the user cannot see
+        # (s, x, C...): off, and so gone from the dialog's footer
+        return on_main or action not in _MAIN_SCREEN_ACTIONS
 
     def _need_album(self) -> Curator | None:
         if self.curator is None:
@@ -556,8 +611,8 @@ class PickselApp(App[int]):
             self.notify("A selection is already running (escape cancels it).", severity="warning")
             return
         try:
-            count = self.sidebar.validated("count")
-            iterations = self.sidebar.validated("iterations")
+            count = self.sidebar.commit("count")
+            iterations = self.sidebar.commit("iterations")
         except UsageError as e:
             self.notify(str(e), severity="error")
             return
@@ -615,9 +670,6 @@ class PickselApp(App[int]):
         first = c.rows.get(saved.consensus[0]) if saved.consensus else None
         if first is not None:
             self.current_row = first
-            self.thumbs.focus_row(first)
-            self.map_view.move_cursor_to(first)
-            self._schedule_preview()
 
     def _apply_result(self, result, tries: int = 0):
         """Save a finished run; while another picksel holds the lock, retry every second
@@ -691,7 +743,7 @@ class PickselApp(App[int]):
         if c is None:
             return
         try:
-            threshold = self.sidebar.validated("threshold")
+            threshold = self.sidebar.commit("threshold")
         except UsageError as e:
             self.notify(str(e), severity="error")
             return
@@ -813,7 +865,44 @@ class PickselApp(App[int]):
         row = self._need_row()
         if row is None:
             return
-        self.push_screen(PreviewScreen(self.curator.details(row), self.graphics.value))  # type: ignore[union-attr]
+        details = self.curator.details(row)  # type: ignore[union-attr]
+        self.push_screen(PreviewScreen(details, self.graphics.value, row=row))
+
+    def preview_step(self, row: int, delta: int):
+        """For the preview's ←/→: the image ``delta`` places from ``row`` in the list as
+        it is shown (filter and find apply), as (details, row); None at either end. The
+        list and the map follow, so closing the preview leaves the user on that image."""
+        c = self.curator
+        rows = self.thumbs.rows
+        if c is None or not len(rows):
+            return None
+        pos = self.thumbs.position(row)
+        if pos < 0:
+            # the shown image left the list (x under "excluded"): the highlight already
+            # sits on the image that took its place, which is the next one
+            pos = self.thumbs.cursor - (1 if delta > 0 else 0)
+        target = pos + delta
+        if not 0 <= target < len(rows):
+            self.notify("End of the list." if delta > 0 else "Start of the list.", timeout=1.5)
+            return None
+        new = int(rows[target])
+        self.current_row = new
+        return c.details(new), new
+
+    def preview_toggle(self, row: int, what: str):
+        """For the preview's x / p: toggle the exclusion or the pin of the image shown
+        there (not whatever the list highlights behind it); returns its new details."""
+        c = self.curator
+        if c is None or not 0 <= row < c.n:
+            return None
+        rel = c.rel(row)
+        if what == "exclude":
+            now = c.toggle_excluded(row)
+            self._changed(f"{'Excluded' if now else 'Included'} {rel}")
+        else:
+            now = c.toggle_pin(row)
+            self._changed(f"{'Pinned' if now else 'Unpinned'} {rel}")
+        return c.details(row), row
 
     def action_find(self) -> None:
         if self._need_album() is None:

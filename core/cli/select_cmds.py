@@ -63,6 +63,13 @@ def cmd_select(args: argparse.Namespace) -> int:
         if rel in rows:
             excluded[rows[rel]] = True
     pinned = np.array(sorted(rows[p] for p in state.pins if p in rows), dtype=np.int64)
+    available = len(index) - int(excluded.sum())
+    if 0 < available < count:
+        # asking for more than there is selects everything; say so, and remember the
+        # number that really applies, not one that will never be reachable
+        print(f"only {available:,} images available (asked for {count:,}): selecting all of them",
+              file=sys.stderr)
+        count = available
 
     with progress_bar(f"Selecting ({method})") as progress:
         result = run_selection(

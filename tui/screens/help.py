@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 INTRO = (
     "picksel picks a subset of your album. Diversity (FPS) keeps the images that are most "
@@ -51,7 +51,9 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("pgup pgdn home end", "list: page up / down, first / last"),
             ("+ / - / 0", "map: zoom in / out / reset (around the cursor)"),
             ("up / down", "curator: previous / next control"),
+            ("enter / escape", "in a curator field: run (saves the value) / back to the list"),
             ("enter", "show the current image large, with its caption and votes"),
+            ("← → / j k", "in that preview: previous / next image of the list; x, p act there"),
             ("v", "list filter: all → selected → excluded → favorites"),
             ("/", "find: narrow the list to file names containing a text (escape clears)"),
         ],
@@ -93,6 +95,7 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll(id="help-scroll"):
                 yield Static(INTRO, classes="help-intro")
                 yield Static(help_table(), classes="help-keys")
+        yield Footer()  # its own: the main screen's keys do not work under this dialog
 
     def on_mount(self) -> None:
         self.query_one("#help-scroll").focus()

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 from picksel.textsafe import printable, printable_lines
 from picksel.tui.controller import Details, human_size
@@ -34,33 +34,71 @@ def details_table(d: Details) -> Table:
 
 
 class PreviewScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,enter,q", "close", "Close")]
+    """One image large. ←/→ (j/k) step through the list as it is shown behind (filter
+    and find apply), x and p act on the image shown here and the facts update at once,
+    so reviewing 150 picks is 150 key presses, not 450.
 
-    def __init__(self, details: Details, graphics: str = "auto") -> None:
+    The screen asks the app for everything (``preview_step``, ``preview_toggle``): the
+    app owns the list and the album state, the screen only shows one row."""
+
+    BINDINGS = [
+        Binding("escape,enter,q", "close", "Close"),
+        # priority: the facts pane scrolls with ←/→ otherwise
+        Binding("right,j", "step(1)", "Next", key_display="→/j", priority=True),
+        Binding("left,k", "step(-1)", "Previous", key_display="←/k", priority=True),
+        Binding("x", "toggle('exclude')", "Exclude"),
+        Binding("p", "toggle('pin')", "Pin"),
+    ]
+
+    def __init__(self, details: Details, graphics: str = "auto", row: int | None = None) -> None:
         super().__init__()
         self.details = details
         self.graphics = graphics
+        self.row = row
 
     def compose(self) -> ComposeResult:
         from picksel.tui.widgets.preview import ImagePreview
 
         with Horizontal(classes="dialog preview-dialog") as box:
-            box.border_title = printable(self.details.rel)
-            box.border_subtitle = "escape closes"
+            box.border_subtitle = "←/→ step · x exclude · p pin · escape closes"
             yield ImagePreview(id="big-image", graphics=self.graphics)
             with VerticalScroll(id="preview-facts"):
-                yield Static(details_table(self.details), id="preview-table")
-                yield Static(
-                    Text("caption\n", style="bold")
-                    + Text(
-                        printable_lines(self.details.caption) or "(no caption file)",
-                        style="" if self.details.caption else "dim",
-                    ),
-                    id="preview-caption",
-                )
+                yield Static(id="preview-table")
+                yield Static(id="preview-caption")
+        yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#big-image").show(self.details.path, "")  # caption is in the facts
+        self.show(self.details, self.row)
+
+    def show(self, details: Details, row: int | None) -> None:
+        """Show another image (or the same one with changed marks)."""
+        self.details, self.row = details, row
+        self.query_one(".preview-dialog").border_title = printable(details.rel)
+        self.query_one("#preview-table", Static).update(details_table(details))
+        self.query_one("#preview-caption", Static).update(
+            Text("caption\n", style="bold")
+            + Text(
+                printable_lines(details.caption) or "(no caption file)",
+                style="" if details.caption else "dim",
+            )
+        )
+        big = self.query_one("#big-image")
+        if big.path != details.path:  # type: ignore[attr-defined]
+            big.show(details.path, "")  # type: ignore[attr-defined]  # caption is in the facts
+
+    def action_step(self, delta: int) -> None:
+        if self.row is None:
+            return
+        found = self.app.preview_step(self.row, delta)  # type: ignore[attr-defined]
+        if found is not None:
+            self.show(*found)
+
+    def action_toggle(self, what: str) -> None:
+        if self.row is None:
+            return
+        found = self.app.preview_toggle(self.row, what)  # type: ignore[attr-defined]
+        if found is not None:
+            self.show(*found)
 
     def action_close(self) -> None:
         self.dismiss(None)

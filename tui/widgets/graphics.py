@@ -149,3 +149,37 @@ def _seed_no_graphics() -> None:
         probe._result = caps  # type: ignore[attr-defined]
     except (ImportError, AttributeError, TypeError):  # pragma: no cover - API changed
         pass
+
+
+def draws_word(mode: GraphicsMode) -> str:
+    """How the header and the messages name what a pane draws with."""
+    return "braille" if mode is GraphicsMode.TEXT else mode.label
+
+
+def unreported(mode: GraphicsMode | str) -> bool:
+    """A forced pixel protocol the terminal did not say it speaks (tmux passes neither by
+    default): the map and the previews may stay blank in it."""
+    mode = GraphicsMode.parse(mode)
+    return mode in (GraphicsMode.SIXEL, GraphicsMode.KITTY) and detected_mode() is not mode
+
+
+def describe(mode: GraphicsMode | str, map_draws: GraphicsMode, *, in_tmux: bool) -> tuple[str, bool]:
+    """The message after ``g``: what the chosen mode does in this terminal, and whether it
+    is a warning (a forced protocol the terminal did not report)."""
+    mode = GraphicsMode.parse(mode)
+    found = detected_mode()
+    reported = {GraphicsMode.SIXEL: "sixel", GraphicsMode.KITTY: "kitty graphics"}.get(
+        found, "no pixel graphics"
+    )
+    if unreported(mode):
+        where = " (tmux passes none by default)" if in_tmux else ""
+        return (
+            f"Graphics {mode.label}: this terminal did not report it{where}; "
+            "map and previews may stay blank (g: next mode)",
+            True,
+        )
+    images = resolve(mode).label  # previews: textual-image's text mode is blocks, not braille
+    if mode is GraphicsMode.AUTO:
+        return (f"Graphics auto: terminal reports {reported}; map draws {draws_word(map_draws)}, "
+                f"previews {images}", False)
+    return f"Graphics {mode.label}: map draws {draws_word(map_draws)}, previews {images}", False

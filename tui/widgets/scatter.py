@@ -41,8 +41,10 @@ from picksel.tui.viewstate import (
 from picksel.tui.widgets.graphics import (
     GraphicsMode,
     cell_pixel_size,
+    draws_word,
     image_class,
     map_mode,
+    unreported,
 )
 from picksel.tui.widgets.row_message import RowMessage
 
@@ -380,7 +382,7 @@ class MapView(Widget, can_focus=True):
         n = self._norm.shape[0]
         left = f" {self._label}"
         mode = self.effective_graphics
-        mode_text = "braille" if mode is GraphicsMode.TEXT else mode.label
+        mode_text = draws_word(mode) + ("?" if unreported(self._mode) else "")
         right = f"{n:,} pts · zoom {self._view.zoom:g}× · {mode_text} "
         if len(left) + len(right) + 1 > width:
             right = f"{self._view.zoom:g}× "

@@ -1,12 +1,16 @@
 """The curator sidebar: method, count, iterations, run, progress, legend and actions.
 
-It holds no album logic. Field edits are validated here (a bad value shows a message
-under the field and is never saved) and valid ones are announced with
-:class:`CuratorSidebar.SettingChanged`; buttons run the app's actions, so a button, its
-key and its command-palette entry always do the same thing.
+It holds no album logic. Field edits are validated here as they are typed (a bad value
+shows a message under the field, and every label says what would happen now), but a value
+is only announced with :class:`CuratorSidebar.SettingChanged`, and so saved, when it is
+committed: enter, leaving the field, or running the action that uses it. Typing ``5``,
+backspace, ``q`` therefore never saves a threshold of 5 %. Buttons run the app's actions,
+so a button, its key and its command-palette entry always do the same thing.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 from rich.text import Text
@@ -38,17 +42,16 @@ _BLOCKS = " ▁▂▃▄▅▆▇█"
 
 
 def vote_chart(freqs: np.ndarray, *, bins: int = 10, height: int = 3, bar: int = 2) -> Text:
-    """A small histogram of vote frequencies (0–100 %) drawn with eighth blocks.
+    """A small histogram of vote frequencies (0–100 %) drawn with eighth blocks:
+    ``height`` lines of bars and an axis line, each exactly ``bins × bar`` cells wide, so
+    it never wraps in a sidebar of that width (the scale is in :func:`chart_title`).
 
     Bars are coloured by the tier their band falls in (green < 70 ≤ cyan < 90 ≤ magenta),
     so the chart doubles as a picture of how stable the selection is.
     """
     edges = np.linspace(0.0, 100.0, bins + 1)
-    counts = np.zeros(bins, dtype=np.int64)
-    if len(freqs):
-        idx = np.clip(np.searchsorted(edges, np.asarray(freqs), side="right") - 1, 0, bins - 1)
-        counts = np.bincount(idx, minlength=bins)
-    top = int(counts.max()) if len(counts) else 0
+    counts = _bin_counts(freqs, bins)
+    top = int(counts.max())
     text = Text()
     levels = (counts * height * 8 / top).round().astype(int) if top else np.zeros(bins, int)
     for line in range(height - 1, -1, -1):
@@ -58,12 +61,33 @@ def vote_chart(freqs: np.ndarray, *, bins: int = 10, height: int = 3, bar: int =
             tier = STATE_CORE if lo >= 90 else STATE_STABLE if lo >= 70 else STATE_VARIABLE
             style = STATE_COLORS[tier]
             text.append(_BLOCKS[fill] * bar, style=style)
-        if line == height - 1:
-            text.append(f" {top}")
         text.append("\n")
-    axis = "0%".ljust(bins * bar // 2) + "50%".ljust(bins * bar - bins * bar // 2 - 1)
-    text.append(axis + "100")
+    width = bins * bar
+    half = width // 2
+    axis = "0%".ljust(half) + "50%".ljust(width - half - 4) + "100%"
+    text.append(axis[:width], style="dim")
     return text
+
+
+def chart_title(voted: int, iterations: int, tallest: int) -> Text:
+    """What the chart shows and its scale, in lines short enough for a narrow sidebar."""
+    return Text(
+        f"{voted:,} voted in {iterations} runs\nbars: images, max {tallest:,}\n",
+        style="dim",
+    )
+
+
+def _bin_counts(freqs: np.ndarray, bins: int) -> np.ndarray:
+    """Images per band of ``100 / bins`` % (100 % goes in the last band)."""
+    if not len(freqs):
+        return np.zeros(bins, dtype=np.int64)
+    edges = np.linspace(0.0, 100.0, bins + 1)
+    idx = np.clip(np.searchsorted(edges, np.asarray(freqs), side="right") - 1, 0, bins - 1)
+    return np.bincount(idx, minlength=bins)
+
+
+def tallest_bar(freqs: np.ndarray, bins: int = 10) -> int:
+    return int(_bin_counts(freqs, bins).max())
 
 
 class MethodSet(RadioSet, inherit_bindings=False):
@@ -90,6 +114,26 @@ class MethodButton(RadioButton):
         return "●" if self.value else "○"
 
 
+class FieldInput(Input):
+    """A number field of the sidebar. An Input swallows the letter keys, so without its
+    own shown bindings the footer would go blank inside it: it says what enter and
+    escape do here."""
+
+    BINDINGS = [
+        Binding("enter", "submit", "run", show=True),
+        Binding("escape", "back", "back", show=True),
+    ]
+
+    async def action_back(self) -> None:
+        await self.app.run_action("cancel")  # cancels a run, else back to the list
+
+
+class ThresholdInput(FieldInput):
+    """The threshold field: enter runs the bulk exclusion, not a selection."""
+
+    BINDINGS = [Binding("enter", "submit", "exclude ≥ T", show=True)]
+
+
 class CuratorSidebar(VerticalScroll, can_focus=False):
     """Right-hand pane of the main screen."""
 
@@ -99,7 +143,7 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
     ]
 
     class SettingChanged(Message):
-        """A curator setting was edited to a valid value."""
+        """A curator setting was committed (enter, focus left the field) with a valid value."""
 
         def __init__(self, key: str, value: object) -> None:
             super().__init__()
@@ -122,11 +166,11 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
             yield MethodButton("Blocks (K-Means)", id="method-kmeans")
         with Horizontal(classes="field"):
             yield Label("Count", classes="field-label")
-            yield Input("20", id="count", compact=True, max_length=7)
+            yield FieldInput("20", id="count", compact=True)
         yield Static("", id="count-error", classes="field-error")
         with Horizontal(classes="field"):
             yield Label("Iterations", classes="field-label")
-            yield Input("20", id="iterations", compact=True, max_length=4)
+            yield FieldInput("20", id="iterations", compact=True)
         yield Static("", id="iterations-error", classes="field-error")
         yield Button("Select  s", id="run", compact=True, variant="primary")
         yield ProgressBar(id="progress", total=None, show_eta=False, show_percentage=False)
@@ -136,7 +180,7 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
         yield Static("", id="chart")
         with Horizontal(classes="field"):
             yield Label("Exclude ≥", classes="field-label")
-            yield Input("90", id="threshold", compact=True, max_length=4)
+            yield ThresholdInput("90", id="threshold", compact=True)
             yield Label("%", classes="field-unit")
         yield Static("", id="threshold-error", classes="field-error")
         yield Button("Exclude ≥ 90%  X", id="exclude-threshold", compact=True)
@@ -149,10 +193,14 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
     def on_mount(self) -> None:
         self.border_title = "Curator"
         self.query_one("#progress", ProgressBar).display = False
+        self.show_note("")
         for name in ("count", "iterations", "threshold"):
             self._error(name, "")
 
     # ------------------------------------------------------------------ values
+
+    available: int | None = None
+    """Images a run can pick from (album minus exclusions); None before an album opens."""
 
     def set_settings(self, method: str, count: int, iterations: int, threshold: int) -> None:
         """Fill the fields from saved settings without announcing them as edits."""
@@ -164,6 +212,13 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
         self._threshold_label(threshold)
         for name in ("count", "iterations", "threshold"):
             self._error(name, "")
+        self._count_note()
+
+    def set_available(self, available: int) -> None:
+        """How many images a run can use now; the note under Count follows it."""
+        if available != self.available:
+            self.available = available
+            self._count_note()
 
     def set_method(self, method: str) -> None:
         with self.prevent(RadioSet.Changed):
@@ -175,35 +230,70 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
         error.update(text)
         error.display = bool(text)
 
-    def _threshold_label(self, threshold: int) -> None:
-        self.query_one("#exclude-threshold", Button).label = f"Exclude ≥ {threshold}%  X"
+    def _threshold_label(self, threshold: int | None) -> None:
+        """The button says what X does now: with an invalid field, nothing yet."""
+        shown = f"{threshold}%" if threshold is not None else "?"
+        self.query_one("#exclude-threshold", Button).label = f"Exclude ≥ {shown}  X"
 
-    def validated(self, name: str, available: int | None = None) -> int:
+    def _count_note(self) -> None:
+        """Under Count: the error, or what a count above the album will really pick."""
+        with contextlib.suppress(UsageError):
+            self._checked("count", self.query_one("#count", Input).value)
+
+    def validated(self, name: str) -> int:
         """The field's value, or UsageError (also shown under the field)."""
-        return self._checked(name, self.query_one(f"#{name}", Input).value, available)
+        return self._checked(name, self.query_one(f"#{name}", Input).value)
 
-    def _checked(self, name: str, text: str, available: int | None) -> int:
+    def commit(self, name: str) -> int:
+        """The field's value as it will be used and saved: a count above the images
+        available becomes that number (the field shows it, the note says why)."""
+        value = self.validated(name)
+        if name == "count" and self.available is not None and 0 < self.available < value:
+            value = self.available
+            with self.prevent(Input.Changed):
+                self.query_one("#count", Input).value = str(value)
+        return value
+
+    def _checked(self, name: str, text: str) -> int:
         """Parse ``text`` for field ``name``; the message under the field follows the outcome."""
         try:
-            value = _parse(name, text, available)
+            value = _parse(name, text)
         except UsageError as e:
             self._error(name, str(e))
+            if name == "threshold":
+                self._threshold_label(None)
             raise
-        self._error(name, "")
+        note = ""
+        if name == "count" and self.available is not None and value > self.available:
+            note = f"only {self.available:,} images available"
+        elif name == "threshold":
+            self._threshold_label(value)
+        self._error(name, note)
         return value
 
     @on(Input.Changed)
     def _field_changed(self, event: Input.Changed) -> None:
+        """Typing only checks: the message and the labels follow, nothing is saved."""
         name = event.input.id or ""
-        if name not in ("count", "iterations", "threshold"):
+        if name not in FIELDS:
+            return
+        event.stop()
+        # the field as it is now: a late Changed (the initial value, posted while the
+        # screen started) must not put an old number back on the labels
+        with contextlib.suppress(UsageError):
+            self._checked(name, event.input.value)
+
+    @on(Input.Blurred)
+    def _field_left(self, event: Input.Blurred) -> None:
+        """Leaving a field commits a valid value; an invalid one stays unsaved (and shown)."""
+        name = event.input.id or ""
+        if name not in FIELDS:
             return
         event.stop()
         try:
-            value = self._checked(name, event.value, None)
+            value = self.commit(name)
         except UsageError:
             return
-        if name == "threshold":
-            self._threshold_label(value)
         self.post_message(self.SettingChanged(name, value))
 
     @on(Input.Submitted)
@@ -253,7 +343,7 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
         self.query_one("#legend", Static).update(legend)
         chart = self.query_one("#chart", Static)
         if len(freqs):
-            title = Text(f"{len(freqs):,} voted · {iterations} runs\n", style="dim")
+            title = chart_title(len(freqs), iterations, tallest_bar(freqs))
             chart.update(title + vote_chart(freqs))
             chart.display = True
         else:
@@ -267,7 +357,7 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
             bar.display = True
             button.label = "Cancel  esc"
             button.variant = "warning"
-            self.query_one("#progress-label", Static).update("Starting…")
+            self.show_note("Starting…")
         else:
             bar.display = False
             button.label = "Select  s"
@@ -275,11 +365,14 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
 
     def show_progress(self, done: int, total: int) -> None:
         self.query_one("#progress", ProgressBar).update(total=max(total, 1), progress=done)
-        self.query_one("#progress-label", Static).update(f"Iteration {done}/{total}")
+        self.show_note(f"Iteration {done}/{total}")
 
     def show_note(self, text: str) -> None:
-        """One line under the progress bar (last run's outcome)."""
-        self.query_one("#progress-label", Static).update(text)
+        """One line under the progress bar (last run's outcome); none takes no row, which
+        an 80×24 sidebar needs for the legend."""
+        label = self.query_one("#progress-label", Static)
+        label.update(text)
+        label.display = bool(text)
 
     # ------------------------------------------------------------------ keyboard
 
@@ -308,9 +401,12 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
         self._last_focused = event.widget
 
 
-def _parse(name: str, text: str, available: int | None) -> int:
+FIELDS = ("count", "iterations", "threshold")
+
+
+def _parse(name: str, text: str) -> int:
     if name == "count":
-        return parse_int(text, "Count", 1, available)
+        return parse_int(text, "Count", 1)
     if name == "iterations":
         return parse_int(text, "Iterations", 1, MAX_ITERATIONS)
     return parse_int(text, "Threshold", 1, 100)

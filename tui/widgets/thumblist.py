@@ -12,6 +12,11 @@ Programmatic calls (``set_model``, ``focus_row``) never post ``Highlighted``; on
 the user's keys and clicks do, so the app can make the map and the list follow each
 other without a message ping-pong. ``focus_row`` on a row the current filter hides
 switches the filter to "all" (every row is visible there) and highlights it.
+
+When the list itself changes under the highlight (filter, find, a new model after a run or
+an exclusion) and that moves the highlight to another image, :class:`ThumbList.Moved` is
+posted, so the app can make the map cursor and the preview follow: the highlighted row
+is the current image, and must never be a row that is not on screen.
 """
 
 from __future__ import annotations
@@ -159,6 +164,14 @@ class ThumbList(ScrollView, can_focus=True):
     class Activated(RowMessage):
         """The user pressed enter (or clicked the highlighted item) on index row ``row``."""
 
+    class Moved(Message):
+        """The list changed under the highlight, which now sits on another row (or on
+        none: an empty list). ``row`` is the new highlighted row."""
+
+        def __init__(self, row: int | None) -> None:
+            super().__init__()
+            self.row = row
+
     def __init__(
         self,
         *,
@@ -207,6 +220,19 @@ class ThumbList(ScrollView, can_focus=True):
             return int(self._order[self._cursor])
         return None
 
+    @property
+    def cursor(self) -> int:
+        """Position of the highlight in :attr:`rows`."""
+        return self._cursor
+
+    def position(self, row: int) -> int:
+        """Position of index row ``row`` in :attr:`rows`, -1 when the list hides it."""
+        return int(self._pos[row]) if 0 <= row < len(self._pos) else -1
+
+    def shows(self, row: int) -> bool:
+        """Whether index row ``row`` is in the list as filtered now."""
+        return 0 <= row < len(self._pos) and self._pos[row] >= 0
+
     def set_model(self, vm: ViewModel) -> None:
         """Show ``vm``; keeps the highlighted row (if still listed) and, when the paths
         did not change, the decoded thumbnails."""
@@ -232,7 +258,11 @@ class ThumbList(ScrollView, can_focus=True):
         rest[consensus] = False
         self._order_all = np.concatenate((consensus, np.flatnonzero(rest))).astype(np.int64)
         self._consensus = consensus
-        self._apply_filter(keep)
+        self._quiet = old is None  # the first model: the app places the highlight itself
+        try:
+            self._apply_filter(keep)
+        finally:
+            self._quiet = False
 
     def cycle_filter(self) -> None:
         """all → selected → excluded → favorites → all."""
@@ -243,10 +273,14 @@ class ThumbList(ScrollView, can_focus=True):
         filter switches the filter to "all" first. Posts nothing."""
         if self._vm is None or not (0 <= row < len(self._vm.paths)):
             return
-        if self._pos[row] < 0 and self.query and not self._matches(row):
-            self.query = ""  # the watcher rebuilds the order synchronously
-        if self._pos[row] < 0:
-            self.filter = "all"
+        self._quiet = True
+        try:
+            if self._pos[row] < 0 and self.query and not self._matches(row):
+                self.query = ""  # the watcher rebuilds the order synchronously
+            if self._pos[row] < 0:
+                self.filter = "all"
+        finally:
+            self._quiet = False
         pos = int(self._pos[row])
         if pos >= 0:
             self._move_to(pos, post=False, centre=True)
@@ -262,12 +296,8 @@ class ThumbList(ScrollView, can_focus=True):
         self._apply_filter(self.highlighted_row)
 
     def watch_query(self, old: str, new: str) -> None:
-        # Typing moves the highlight to the first match: tell the map and the preview.
-        before = self.highlighted_row
-        self._apply_filter(before)
-        after = self.highlighted_row
-        if after is not None and after != before:
-            self.post_message(self.Highlighted(self, after))
+        # Typing moves the highlight to the first match: Moved tells the map and the preview.
+        self._apply_filter(self.highlighted_row)
 
     # ---- actions ------------------------------------------------------------------
 
@@ -434,10 +464,13 @@ class ThumbList(ScrollView, can_focus=True):
 
     # ---- internals ----------------------------------------------------------------
 
+    _quiet = False  # focus_row: the caller moves the highlight itself
+
     def _apply_filter(self, keep: int | None) -> None:
         vm = self._vm
         if vm is None:
             return
+        before = self.highlighted_row
         n = len(vm.paths)
         order = self._order_all
         if self.filter == "selected":
@@ -462,7 +495,12 @@ class ThumbList(ScrollView, can_focus=True):
         if keep is not None and 0 <= keep < n and pos[keep] >= 0:
             self._cursor = int(pos[keep])
         else:
-            self._cursor = 0
+            # the highlighted image left the list (included under "excluded", filtered
+            # out): stay at the same place, on the image that took its place
+            self._cursor = max(0, min(self._cursor, len(order) - 1))
+        after = self.highlighted_row
+        if after != before and not self._quiet:
+            self.post_message(self.Moved(after))
         # After the refresh: a list that just grew (a find dropped, a filter widened) still
         # has its old, smaller scroll range until then, and would clamp the scroll to it.
         self.call_after_refresh(self._scroll_into_view, centre=False)
