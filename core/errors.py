@@ -32,6 +32,11 @@ class IndexCorrupt(PickselError):
     """An index file exists but cannot be trusted."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so it unwinds like Ctrl-C: temp files are
+    removed, workers stopped and the old index kept."""
+
+
 class Cancelled(Exception):
     """Raised by long operations when ``cancel()`` returned True; nothing half-written remains."""
 

@@ -31,7 +31,7 @@ from picksel.errors import (
 from picksel.fsutil import atomic_write
 from picksel.indexstore import INDEX_FILENAME
 from picksel.npzio import NpzError, read_npz
-from picksel.scan import ImageEntry, scan_album
+from picksel.scan import ImageEntry, scan_album, unreadable_folders_message
 from picksel.thumbs import prune_thumbnails
 
 INDEX_VERSION = 1
@@ -461,7 +461,7 @@ def _encode(
             if cancel is not None and cancel():
                 raise Cancelled()
             batch = todo[start : start + BATCH_SIZE]
-            results = encode_paths(enc, [album / entries[p].rel for p in batch])
+            results = encode_paths(enc, [album / entries[p].rel for p in batch], cancel)
             for pos, (vec, reason) in zip(batch, results, strict=True):
                 if vec is None:
                     new_failures[pos] = reason
@@ -575,7 +575,10 @@ def build_index(
     if current is not None and current != (enc_id, "picksel"):
         earlier = _switch(album, sdir, state_dir, current, enc_id, full, report)
         reuse = earlier if earlier is not None else old
-    entries = scan_album(album, progress=progress, cancel=cancel)
+    unlisted: list[tuple[str, str]] = []
+    entries = scan_album(album, progress=progress, cancel=cancel, unreadable=unlisted)
+    if unlisted:
+        report.messages.append(unreadable_folders_message(unlisted))
     plan = _plan(entries, old, reuse, enc_id, report)
     if plan.unchanged:
         assert old is not None

@@ -68,7 +68,7 @@ def find_photomap_dir(album: Path) -> Path | None:
     for _ in range(SEARCH_DEPTH + 1):
         nxt: list[Path] = []
         for folder in level:
-            if (folder / DIRNAME / EMBEDDINGS).is_file():
+            if os.path.isfile(folder / DIRNAME / EMBEDDINGS):  # False, not EACCES, in lost+found
                 return folder / DIRNAME
             try:
                 with os.scandir(folder) as it:

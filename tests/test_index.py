@@ -28,9 +28,9 @@ def counting(monkeypatch):
     seen: list[str] = []
     real = index_mod.encode_paths
 
-    def spy(enc, paths):
+    def spy(enc, paths, cancel=None):
         seen.extend(str(p) for p in paths)
-        return real(enc, paths)
+        return real(enc, paths, cancel)
 
     monkeypatch.setattr(index_mod, "encode_paths", spy)
     return seen
@@ -173,8 +173,8 @@ def test_bad_inputs_reported_never_crash(tmp_path: Path, demo_images):
         "random.jpg": "not an image",
         "zero.jpg": "zero-byte file",
     }
-    assert reasons["bomb.png"].startswith("decompression bomb")
-    assert rep.messages[-1].startswith("5 files could not be read: bomb.png (decompression bomb")
+    assert reasons["bomb.png"].startswith("too large to decode safely")
+    assert rep.messages[-1].startswith("5 files could not be read: bomb.png (too large to decode")
 
 
 def test_exif_orientation_in_index(tmp_path: Path, demo_images):

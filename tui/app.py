@@ -14,7 +14,9 @@ only possible before Textual owns the terminal, so the probe happens in ``run_ap
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -89,6 +91,9 @@ class PickselApp(App[int]):
     CSS_PATH = "picksel.tcss"
     TITLE = "picksel"
     HORIZONTAL_BREAKPOINTS = [(0, "-tiny"), (80, "-narrow"), (110, "-wide")]
+    quit_on_sigterm = False
+    """run_app sets it: SIGTERM quits like q (workers stopped, terminal restored, exit
+    143) instead of killing the app mid-screen. Off in tests, which share the process."""
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]
 
     BINDINGS = [
@@ -190,6 +195,9 @@ class PickselApp(App[int]):
         return self.main_query("#sidebar", CuratorSidebar)
 
     def on_mount(self) -> None:
+        if self.quit_on_sigterm:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._terminate)
         self.query_one("#map").border_title = "Map"
         self.query_one("#list").border_title = "Images"
         self.watch(self.thumbs, "query", self._query_changed, init=False)
@@ -929,6 +937,10 @@ class PickselApp(App[int]):
         self.stop_workers()
         self.exit(0)
 
+    def _terminate(self) -> None:
+        self.stop_workers()
+        self.exit(return_code=143)
+
     def stop_workers(self) -> None:
         """Ask every thread worker to stop; whatever they already wrote is complete."""
         if self.job is not None:
@@ -976,5 +988,6 @@ def run_app(album: Path, *, state_dir: Path | None = None, graphics: str = "auto
     prepare_terminal(mode)
 
     app = PickselApp(Path(album), state_dir=state_dir, graphics=mode.value)
+    app.quit_on_sigterm = True
     app.run()
     return int(app.return_code or 0)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from picksel.cli import album_cmds, mark_cmds, output_cmds, select_cmds
 from picksel.cli.common import PROG, Parser, err
-from picksel.errors import Cancelled, PickselError, UsageError
+from picksel.errors import Cancelled, PickselError, Terminated, UsageError
 
 DESCRIPTION = """\
 Pick a diverse (FPS) or representative (K-Means) subset of an image album.
@@ -114,6 +114,9 @@ def run(argv: list[str]) -> int:
     except Cancelled:
         err("cancelled; nothing half-written was left behind")
         return 1
+    except Terminated:
+        err("terminated")
+        return 143
     except KeyboardInterrupt:
         err("interrupted")
         return 130

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from picksel.errors import PickselError
+from picksel.errors import CancelFn, Cancelled, PickselError
 from picksel.imageio import UnreadableImage, open_image
 
 
@@ -67,19 +67,24 @@ def get_encoder(spec: str = "builtin") -> Encoder:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def encode_paths(encoder: Encoder, paths: Sequence[Path]) -> list[tuple[np.ndarray | None, str]]:
+def encode_paths(
+    encoder: Encoder, paths: Sequence[Path], cancel: CancelFn | None = None
+) -> list[tuple[np.ndarray | None, str]]:
     """Decode and encode files: (vector, "") or (None, reason) per path, in order.
 
-    Encoders with their own ``encode_paths`` (the builtin one, which decodes in worker
-    processes) use it; others get files decoded here at their ``input_size``."""
+    Encoders with their own ``encode_paths(paths, cancel)`` (the builtin one, which
+    decodes in worker processes) use it; others get files decoded here at their
+    ``input_size``. ``cancel`` is checked while working and raises ``Cancelled``."""
     own = getattr(encoder, "encode_paths", None)
     if own is not None:
-        return own(paths)
+        return own(paths, cancel=cancel)
     side = int(getattr(encoder, "input_size", 256))
     out: list[tuple[np.ndarray | None, str]] = [(None, "")] * len(paths)
     images: list[Image.Image] = []
     slots: list[int] = []
     for i, p in enumerate(paths):
+        if cancel is not None and cancel():
+            raise Cancelled()
         try:
             images.append(open_image(Path(p), max_side=side))
             slots.append(i)

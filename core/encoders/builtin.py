@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import functools
 import math
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from picksel.encoders.pool import make_pool, terminate_pool
+from picksel.errors import CancelFn, Cancelled
 from picksel.imageio import UnreadableImage, open_image
 
 ID = "builtin:v1"
@@ -259,37 +261,49 @@ def _describe_path(path: str) -> tuple[np.ndarray | None, str]:
         return None, f"unreadable ({type(exc).__name__}: {exc})"
 
 
+def _describe_chunk(paths: list[str]) -> list[tuple[np.ndarray | None, str]]:
+    return [_describe_path(p) for p in paths]
+
+
+def _describe_here(paths: list[str], cancel: CancelFn | None) -> list[tuple[np.ndarray | None, str]]:
+    out = []
+    for p in paths:
+        if cancel is not None and cancel():
+            raise Cancelled()
+        out.append(_describe_path(p))
+    return out
+
+
+def _wait(fut: Future, cancel: CancelFn | None) -> list[tuple[np.ndarray | None, str]]:
+    while True:
+        try:
+            return fut.result(timeout=None if cancel is None else CANCEL_POLL)
+        except FuturesTimeout:
+            if cancel is not None and cancel():
+                raise Cancelled() from None
+
+
+CANCEL_POLL = 0.1
+"""Seconds between cancel checks while waiting for the workers."""
+
 PARALLEL_MIN = 32
 """Below this many files a worker pool costs more than it saves."""
 
 _CHUNK = 4
 
 
-def _make_pool(workers: int) -> Executor | None:
-    """Worker processes, started via forkserver: the numpy feature code holds the GIL,
-    so threads do not scale (measured: 1 thread 82 img/s, 2 threads 76), and forking a
-    multi-threaded process (the TUI) is unsafe. None when processes are unavailable."""
-    methods = multiprocessing.get_all_start_methods()
-    method = "forkserver" if "forkserver" in methods else "spawn"
-    try:
-        ctx = multiprocessing.get_context(method)
-        if method == "forkserver":
-            ctx.set_forkserver_preload(["picksel.encoders.builtin"])
-        return ProcessPoolExecutor(workers, mp_context=ctx)
-    except (OSError, ValueError, NotImplementedError):  # pragma: no cover - sandboxed hosts
-        return None
-
-
 class BuiltinEncoder:
     """The default encoder. ``encode_paths`` decodes and describes files in worker
-    processes (one per core), because decoding plus features is ~9 ms per 2-Mpx JPEG."""
+    processes (one per core), because decoding plus features is ~9 ms per 2-Mpx JPEG:
+    the numpy feature code holds the GIL, so threads do not scale (measured: 1 thread
+    82 img/s, 2 threads 76)."""
 
     id = ID
     dim = DIM
     input_size = DECODE_SIDE
 
     def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers or max(1, min(_usable_cpus(), 8))
+        self.workers = workers or _default_workers()
         self._pool: Executor | None = None
         self._pool_failed = False
 
@@ -298,27 +312,66 @@ class BuiltinEncoder:
             return np.zeros((0, DIM), np.float32)
         return np.stack([describe(im) for im in images]).astype(np.float32, copy=False)
 
-    def encode_paths(self, paths: Sequence[Path]) -> list[tuple[np.ndarray | None, str]]:
-        """(vector, "") or (None, reason) per path, in input order."""
+    def encode_paths(
+        self, paths: Sequence[Path], cancel: CancelFn | None = None
+    ) -> list[tuple[np.ndarray | None, str]]:
+        """(vector, "") or (None, reason) per path, in input order.
+
+        ``cancel`` is polled while the workers run (every ``CANCEL_POLL`` s) and between
+        files when decoding here: quitting the TUI mid-batch kills the workers at once
+        and raises ``Cancelled`` instead of finishing the batch first."""
         items = [str(p) for p in paths]
         if self.workers <= 1 or len(items) < PARALLEL_MIN or self._pool_failed:
-            return [_describe_path(p) for p in items]
+            return _describe_here(items, cancel)
         if self._pool is None:
-            self._pool = _make_pool(self.workers)
+            self._pool = make_pool(self.workers, ["picksel.encoders.builtin"])
             if self._pool is None:
                 self._pool_failed = True
-                return [_describe_path(p) for p in items]
+                return _describe_here(items, cancel)
         try:
-            return list(self._pool.map(_describe_path, items, chunksize=_CHUNK))
+            chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+            futures = [self._pool.submit(_describe_chunk, chunk) for chunk in chunks]
+            return [result for fut in futures for result in _wait(fut, cancel)]
+        except Cancelled:
+            self.abort()
+            raise
         except Exception:  # noqa: BLE001 - a broken pool (killed worker): finish serially
-            self.close()
+            self.abort()
             self._pool_failed = True
-            return [_describe_path(p) for p in items]
+            return _describe_here(items, cancel)
+        except BaseException:  # Ctrl-C, SIGTERM: stop the workers now, not after their task
+            self.abort()
+            raise
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                pool.shutdown(wait=True, cancel_futures=True)
+            except BaseException:  # interrupted while waiting: do not wait any longer
+                terminate_pool(pool)
+                raise
+
+    def abort(self) -> None:
+        """Kill the workers without waiting for their current task."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            terminate_pool(pool)
+
+
+WORKERS_ENV = "PICKSEL_WORKERS"
+"""Environment variable setting the number of decode processes (default: one per usable
+core, at most 8), e.g. ``PICKSEL_WORKERS=1`` on a NAS shared with other services."""
+
+
+def _default_workers() -> int:
+    try:
+        wanted = int(os.environ.get(WORKERS_ENV, "0"))
+    except ValueError:
+        wanted = 0
+    if wanted > 0:
+        return min(wanted, 64)
+    return max(1, min(_usable_cpus(), 8))
 
 
 def _usable_cpus() -> int:

@@ -77,6 +77,8 @@ class IndexingScreen(ModalScreen[bool]):
             self.query_one("#index-message", Static).update(Text(printable(message)))
 
     def _finish(self, ok: bool, note: str) -> None:
+        if self.app.return_code is not None:
+            return  # the app is quitting (that cancelled us): no screen is left to update
         self.app.notify(note, severity="information" if ok else "warning")
         self.dismiss(ok)
 
