@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from textual.widgets import Input, Static
-from tui_app_helpers import index_album, saved_state, set_field, settle
+from tui_app_helpers import index_album, saved_state, set_field, settle, wait_until
 
 from picksel.errors import Cancelled
 from picksel.tui.app import PickselApp
@@ -217,7 +217,7 @@ async def test_bad_inputs_show_messages_and_are_not_saved(album: Path) -> None:
         app.query_one("#count", Input).focus()
         await pilot.pause()
         app.thumbs.focus()  # leaving the field commits it
-        await pilot.pause()
+        await wait_until(pilot, lambda: saved_state(app).settings.count == 7)
         assert saved_state(app).settings.count == 7
 
 

@@ -43,3 +43,13 @@ def set_field(app, field_id: str, value: str) -> None:
     from textual.widgets import Input
 
     app.query_one(f"#{field_id}", Input).value = value
+
+
+async def wait_until(pilot, predicate, rounds: int = 100) -> bool:
+    """Pause until ``predicate()`` holds: on a busy 2-core machine one pause does not
+    always let a blur or a worker's message through. Returns the last value."""
+    for _ in range(rounds):
+        if predicate():
+            return True
+        await pilot.pause(0.02)
+    return bool(predicate())
