@@ -160,8 +160,10 @@ async def test_exclude_at_or_above_threshold_and_clear(album: Path) -> None:
         await pilot.pause()
         assert saved_state(app).settings.threshold == 50
         assert saved_state(app).excluded == expected
+        await wait_until(pilot, lambda: any(f"Excluded {len(expected)} new" in n.message for n in app._notifications))
         assert any(f"Excluded {len(expected)} new" in n.message for n in app._notifications)
         await pilot.press("X")  # nothing new the second time
+        await wait_until(pilot, lambda: any("Excluded 0 new images" in n.message for n in app._notifications))
         assert any("Excluded 0 new images" in n.message for n in app._notifications)
         await pilot.press("C", "y")
         await pilot.pause()
@@ -209,6 +211,7 @@ async def test_bad_inputs_show_messages_and_are_not_saved(album: Path) -> None:
         await settle(app, pilot)
         assert saved_state(app).selection is None
         assert saved_state(app).settings.count == before
+        await wait_until(pilot, lambda: any(n.severity == "error" for n in app._notifications))
         assert any(n.severity == "error" for n in app._notifications)
         set_field(app, "count", "7")
         await pilot.pause()
@@ -288,6 +291,7 @@ async def test_changes_by_another_picksel_are_shown_and_never_undone(album: Path
         app._watch_state()
         await pilot.pause()
         assert app.title.endswith("(" + f"{c.n} images, 3 excluded)")
+        await wait_until(pilot, lambda: any("changed by another picksel" in n.message for n in app._notifications))
         assert any("changed by another picksel" in n.message for n in app._notifications)
         app._watch_state()  # nothing new: no reload, no second notice
         await pilot.pause()
@@ -469,6 +473,7 @@ async def test_nothing_to_export_without_selection(album: Path) -> None:
         await pilot.press("e")
         await pilot.pause()
         assert not isinstance(app.screen, ExportScreen)
+        await wait_until(pilot, lambda: any("Nothing to export" in n.message for n in app._notifications))
         assert any("Nothing to export" in n.message for n in app._notifications)
 
 
@@ -626,6 +631,7 @@ async def test_indexing_can_be_cancelled(small_album: Path, monkeypatch) -> None
         assert app.curator is None
         assert "not indexed" in str(app.query_one("#banner", Static).render())
         await pilot.press("s")  # refused with a message, no crash
+        await wait_until(pilot, lambda: any("No album is open" in n.message for n in app._notifications))
         assert any("No album is open" in n.message for n in app._notifications)
 
 
