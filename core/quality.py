@@ -39,6 +39,9 @@ MEASURES = (
 COL = {name: i for i, name in enumerate(MEASURES)}
 
 FLAGS = ("dark", "bright", "blank", "blurry", "noisy", "small", "grayscale", "odd-aspect")
+DEFECT_FLAGS = ("dark", "bright", "blank", "blurry", "noisy", "small")
+"""What ``exclude --flagged`` takes without FLAGs: defects, not kinds of content
+(a grayscale or panoramic photo may be exactly what the set needs)."""
 
 # Default thresholds. Brightness values are fractions of full scale (0..1).
 DARK_P95 = 0.25
