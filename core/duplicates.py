@@ -76,6 +76,8 @@ def _band_masks(width: int, flips: int) -> np.ndarray:
 def hamming_pairs(hashes: np.ndarray, radius: int = NEAR_BITS, bands: int = BANDS) -> np.ndarray:
     """Every pair (i < j, sorted rows) of 64-bit hashes at most ``radius`` bits apart:
     exactly the brute-force answer, without an N×N matrix (see module docstring)."""
+    if not 1 <= bands <= BITS or radius < 0:
+        raise ValueError(f"bands must be 1..{BITS} and radius ≥ 0 (got {bands}, {radius})")
     h = np.asarray(hashes, np.uint64)
     n = len(h)
     if n < 2:

@@ -62,14 +62,16 @@ BLUR_ABS = 0.02
 blurred whatever the album (sharp photos score 0.3–3, the demo's upscaled 8×8 digits
 0.03–0.07, a photo blurred to mush 0.02) …"""
 BLUR_REL = 0.25
-"""… and below a quarter of the median of its peers (images whose shorter side is within
-a factor of 2 of its own) counts too, capped at ``BLUR_CAP``: a soft photo among sharp
-photos is caught, while a folder of small smooth icons is judged against itself."""
+"""… and below a quarter of its peers' sharp end (the 75th percentile over the images
+whose shorter side is within a factor of 2 of its own) counts too, capped at
+``BLUR_CAP``: a soft photo among sharp photos is caught even when many are soft, while a
+folder of small smooth icons is judged against itself."""
+PEER_PERCENTILE = 75
 BLUR_CAP = 0.2
 DETAIL_CAP = 0.42
 """blurry also when the fine-to-coarse detail ratio (Laplacian energy at the working scale
 over that at half of it; sharp photos 0.48–1.1, Gaussian-blurred ones 0.3–0.4) is under
-this and under ``DETAIL_REL`` × its peers' median: a blurred texture keeps much energy,
+this and under ``DETAIL_REL`` × its peers' reference: a blurred texture keeps much energy,
 but little of it at the finest scale."""
 DETAIL_REL = 0.8
 PEER_OCTAVES = 1.0
@@ -254,8 +256,9 @@ def measure(img: Image.Image, original_size: tuple[int, int] | None = None) -> I
     gray_img = rgb.convert("L")
     gray8 = np.asarray(gray_img, np.uint8)
     g = gray8.astype(np.float64) / 255.0
-    p05, p50, p95 = (float(v) for v in np.quantile(g, [0.05, 0.5, 0.95]))
     hist = np.bincount(gray8.ravel(), minlength=256).astype(np.float64)
+    cdf = np.cumsum(hist) / hist.sum()
+    p05, p50, p95 = (float(v) / 255.0 for v in np.searchsorted(cdf, [0.05, 0.5, 0.95]))
     p = hist[hist > 0] / hist.sum()
     entropy = float(-(p * np.log2(p)).sum())
     arr = np.asarray(rgb, np.int16)
@@ -282,8 +285,8 @@ def _centre(gray8: np.ndarray) -> np.ndarray:
     return inner if inner.size else gray8
 
 
-def peer_medians(values: np.ndarray, column: str) -> np.ndarray:
-    """For each row, the median of ``column`` over its peers: the rows whose shorter side
+def peer_reference(values: np.ndarray, column: str) -> np.ndarray:
+    """For each row, the ``PEER_PERCENTILE`` of ``column`` over its peers: the rows whose shorter side
     is within ``PEER_OCTAVES`` of its own (the whole album when fewer than ``PEERS_MIN``).
     Computed once per distinct size (rounded to 1/8 octave), never N × N."""
     n = len(values)
@@ -291,7 +294,7 @@ def peer_medians(values: np.ndarray, column: str) -> np.ndarray:
     short = np.minimum(values[:, COL["width"]], values[:, COL["height"]]).astype(np.float64)
     octave = np.log2(np.maximum(short, 1.0))
     ok = np.isfinite(col)
-    overall = float(np.median(col[ok])) if ok.any() else math.nan
+    overall = float(np.percentile(col[ok], PEER_PERCENTILE)) if ok.any() else math.nan
     out = np.full(n, overall)
     if not ok.any():
         return out
@@ -302,7 +305,7 @@ def peer_medians(values: np.ndarray, column: str) -> np.ndarray:
         lo = np.searchsorted(oct_sorted, k - PEER_OCTAVES, side="left")
         hi = np.searchsorted(oct_sorted, k + PEER_OCTAVES, side="right")
         if hi - lo >= PEERS_MIN:
-            out[key == k] = float(np.median(col_sorted[lo:hi]))
+            out[key == k] = float(np.percentile(col_sorted[lo:hi], PEER_PERCENTILE))
     return out
 
 
@@ -312,8 +315,8 @@ def blurry(values: np.ndarray, t: Thresholds) -> np.ndarray:
         return np.zeros(0, bool)
     energy = values[:, COL["sharpness"]].astype(np.float64)
     detail = values[:, COL["detail"]].astype(np.float64)
-    bar = np.maximum(t.blur_abs, np.minimum(t.blur_rel * peer_medians(values, "sharpness"), t.blur_cap))
-    dbar = np.minimum(t.detail_cap, t.detail_rel * peer_medians(values, "detail"))
+    bar = np.maximum(t.blur_abs, np.minimum(t.blur_rel * peer_reference(values, "sharpness"), t.blur_cap))
+    dbar = np.minimum(t.detail_cap, t.detail_rel * peer_reference(values, "detail"))
     with np.errstate(invalid="ignore"):
         return (np.isfinite(energy) & (energy < bar)) | (np.isfinite(detail) & (detail < dbar))
 

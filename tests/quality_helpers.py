@@ -19,7 +19,7 @@ SKIMAGE_NAMES = (
 )
 
 
-def originals(max_side: int = 400) -> dict[str, Image.Image]:
+def originals(max_side: int = 320) -> dict[str, Image.Image]:
     """The sample photos shipped with scikit-image and scikit-learn, RGB, ≤ max_side."""
     import skimage
     from sklearn.datasets import load_sample_images
