@@ -5,11 +5,14 @@ Why multi-index hashing: comparing every pair of 100,000 perceptual hashes is 5�
 popcounts. Split the 64 bits into ``BANDS`` bands; two hashes within ``radius`` bits of
 each other differ in at most ``radius // BANDS`` bits of some band (pigeonhole), so it
 suffices to look up, for every band, the bucket of each hash's band value and of its
-neighbours within that many bits. With three bands and a radius of 8, 232 look-ups per
-band and hash find every pair exactly (tests compare with brute force), in seconds.
+neighbours within that many bits. With three bands (a bucket table of 2²² entries each)
+and a radius of 8, 232 look-ups per band find every pair exactly (tests compare with
+brute force): 100,000 hashes in seconds, memory linear in N.
 
 A candidate pair is confirmed by its 16×16 grey thumbnails (``THUMB_MIN_CORR``): pHash
-alone puts unrelated low-detail images (two handwritten 1s) within a few bits.
+alone puts unrelated low-detail images (two handwritten 1s of the demo album correlate up
+to 0.988) within a few bits, while altered copies of one photo correlate ≥ 0.99 (JPEG,
+mirror, brightness, noise; 5 % crops through the centre variant).
 """
 
 from __future__ import annotations
@@ -87,23 +90,22 @@ def hamming_pairs(hashes: np.ndarray, radius: int = NEAR_BITS, bands: int = BAND
     found: list[np.ndarray] = []
     shift = 0
     for width in widths:
-        keys = (h >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        keys = ((h >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.int64)
         shift += width
+        # A bucket table instead of a sorted search: one gather per probe.
+        counts = np.bincount(keys, minlength=1 << width)
+        starts = np.cumsum(counts) - counts
         order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        for mask in _band_masks(width, flips):
+        for mask in _band_masks(width, flips).astype(np.int64):
             probe = keys ^ mask
-            lo = np.searchsorted(sorted_keys, probe, side="left")
-            hi = np.searchsorted(sorted_keys, probe, side="right")
-            counts = hi - lo
-            hit = np.nonzero(counts)[0]
+            c_all = counts[probe]
+            hit = np.nonzero(c_all)[0]
             if not len(hit):
                 continue
-            c = counts[hit]
+            c = c_all[hit]
             qi = np.repeat(hit, c)
-            starts = np.repeat(lo[hit] - np.cumsum(c) + c, c)
-            pos = np.arange(len(qi)) + starts
-            cj = order[pos]
+            first = np.repeat(starts[probe[hit]] - (np.cumsum(c) - c), c)
+            cj = order[np.arange(len(qi)) + first]
             keep = qi < cj
             qi, cj = qi[keep], cj[keep]
             close = popcount(h[qi] ^ h[cj]) <= radius
