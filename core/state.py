@@ -137,6 +137,9 @@ class AlbumState:
     export_path: str | None = None
     inventory_path: str | None = None
     selection: SavedSelection | None = None
+    quality: dict[str, float] = field(default_factory=dict)
+    """Quality thresholds the user set (``picksel check --min-side`` …): only the ones that
+    differ from ``picksel.quality.Thresholds``' defaults."""
 
 
 # ---------------------------------------------------------------------------- operations
@@ -255,6 +258,8 @@ def state_to_dict(state: AlbumState) -> dict[str, Any]:
         "inventory_path": state.inventory_path,
         "selection": None,
     }
+    if state.quality:
+        data["quality"] = dict(sorted(state.quality.items()))
     if state.selection is not None:
         data["selection"] = selection_to_dict(state.selection)
     return data
@@ -478,6 +483,24 @@ def selection_from_dict(value: object, problems: list[str]) -> SavedSelection | 
     )
 
 
+def _quality_from(value: object, problems: list[str]) -> dict[str, float]:
+    """Threshold overrides, each checked on its own (a bad one is dropped and named)."""
+    if value is None:
+        return {}
+    from picksel.quality import Thresholds
+
+    return quality_overrides(Thresholds.from_dict(value, problems))
+
+
+def quality_overrides(thresholds: object) -> dict[str, float]:
+    """The values of a ``Thresholds`` that differ from the defaults (what state keeps)."""
+    from picksel.quality import Thresholds
+
+    assert isinstance(thresholds, Thresholds)
+    default = Thresholds().to_dict()
+    return {k: v for k, v in thresholds.to_dict().items() if v != default[k]}
+
+
 def _state_from_dict(data: dict, problems: list[str]) -> AlbumState:
     state = AlbumState(
         excluded=set(_str_list(data, "excluded", problems)),
@@ -487,6 +510,7 @@ def _state_from_dict(data: dict, problems: list[str]) -> AlbumState:
         export_path=_opt_str(data, "export_path", problems),
         inventory_path=_opt_str(data, "inventory_path", problems),
         selection=selection_from_dict(data.get("selection"), problems),
+        quality=_quality_from(data.get("quality"), problems),
     )
     both = state.pins & state.excluded
     if both:  # invariant: never both; the pin wins as in toggle_pin

@@ -50,6 +50,7 @@ class Snapshot:
     settings: Settings
     export_path: str | None
     inventory_path: str | None
+    quality: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass
@@ -74,6 +75,7 @@ def snapshot(state: AlbumState) -> Snapshot:
         settings=replace(state.settings),
         export_path=state.export_path,
         inventory_path=state.inventory_path,
+        quality=tuple(sorted(state.quality.items())),
     )
 
 
@@ -87,6 +89,7 @@ def differs(before: Snapshot, state: AlbumState) -> bool:
         or before.settings != state.settings
         or before.export_path != state.export_path
         or before.inventory_path != state.inventory_path
+        or before.quality != tuple(sorted(state.quality.items()))
     )
 
 

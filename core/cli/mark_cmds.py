@@ -16,6 +16,7 @@ from picksel.cli.common import (
     say,
 )
 from picksel.errors import PickselError, UsageError
+from picksel.quality import DEFECT_FLAGS, FLAGS
 
 
 def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
@@ -29,7 +30,11 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
     grp.add_argument("--threshold", type=positive_int("threshold", 1, 100), metavar="T",
                      help="exclude every image of the last selection with frequency >= T%%")
     grp.add_argument("--list", action="store_true", help="print the excluded paths")
-
+    grp.add_argument("--flagged", nargs="*", choices=FLAGS, metavar="FLAG",
+                     help="exclude every image `picksel check` flags with FLAG (default: "
+                          f"{' '.join(DEFECT_FLAGS)}); pinned images are left alone")
+    grp.add_argument("--duplicates", action="store_true",
+                     help="exclude every duplicate `picksel check` finds except each group's keeper")
     sp.set_defaults(handler=cmd_exclude)
 
     sp = album_cmd("pin", "pin images: FPS starts from them and always keeps them", "")
@@ -86,7 +91,35 @@ def _toggle_paths(args: argparse.Namespace, attr: str, verb: str) -> int:
 
 
 def cmd_exclude(args: argparse.Namespace) -> int:
+    if args.flagged is not None or args.duplicates:
+        return _exclude_found(args)
     return _toggle_paths(args, "excluded", "exclusion(s)")
+
+
+def _exclude_found(args: argparse.Namespace) -> int:
+    """``--flagged [FLAG...]`` / ``--duplicates``: check the album, then exclude what it
+    found in one journaled step (``picksel undo`` takes it back)."""
+    from picksel.cli.check_cmds import run_check, thresholds_for
+    from picksel.state import set_excluded
+
+    if args.paths:
+        raise UsageError("picksel exclude: give PATHs or --flagged/--duplicates, not both")
+    album, sdir, state = open_state(args)
+    t = thresholds_for(args, sdir, state)
+    result = run_check(album, args.state_dir, sdir, t, set(state.pins))
+    if args.duplicates:
+        found, what, action = result.copies(), "duplicate copies", "exclude --duplicates"
+    else:
+        wanted = list(args.flagged) or list(DEFECT_FLAGS)
+        found = result.flagged(set(wanted))
+        what = f"images flagged {'/'.join(wanted)}"
+        action = f"exclude --flagged {' '.join(wanted)}"
+    with editing(sdir, action) as state:
+        pinned = [rel for rel in found if rel in state.pins]
+        changed = set_excluded(state, [rel for rel in found if rel not in state.pins], True)
+    kept = f"; {len(pinned)} pinned left alone" if pinned else ""
+    say(f"excluded {changed} new image(s) of {len(found)} {what} ({len(state.excluded)} in all){kept}")
+    return 0
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
