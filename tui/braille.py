@@ -275,17 +275,24 @@ CURSOR_RGB = np.array((255, 230, 60), dtype=np.uint8)
 CURSOR_EDGE = np.array((0, 0, 0), dtype=np.uint8)
 
 
+def mark_radius(point_size: int) -> int:
+    """Half-width of a selected image's disc: four to five times a plain dot's width in
+    sixel/kitty (a picked image must be seen at a glance), one pixel in half-cell."""
+    m = max(1, int(point_size))
+    return 2 * m if m > 1 else 1
+
+
 def mark_offsets(state: int, point_size: int) -> np.ndarray:
     """Pixel offsets (k, 2) of one point's mark around its centre, by state.
 
     Unselected images are ``point_size`` squares; selected ones (any tier) a disc about
-    three times as wide, so a handful of picks stands out among 100,000 dots; excluded
+    four times as wide, so a handful of picks stands out among 100,000 dots; excluded
     ones a cross as wide as the disc (a different shape, not only a different colour)."""
     m = max(1, int(point_size))
     if state == 0:
         a = np.arange(m) - (m - 1) // 2
         return np.stack(np.meshgrid(a, a), axis=-1).reshape(-1, 2)
-    r = m + 1 if m > 1 else 1
+    r = mark_radius(m)
     a = np.arange(-r, r + 1)
     ox, oy = (g.ravel() for g in np.meshgrid(a, a))
     if state == _EXCLUDED:
@@ -317,7 +324,7 @@ def render_rgb(
     if not norm.shape[0]:
         return img
     m = max(1, int(point_size))
-    pad = (m + 1 if m > 1 else 1) + 1  # room for the largest mark at the edges
+    pad = mark_radius(m) + 1  # room for the largest mark at the edges
     span_w, span_h = max(1, w - 2 * pad - 1), max(1, h - 2 * pad - 1)
 
     def to_px(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -352,8 +359,7 @@ def _draw_cursor(img: np.ndarray, cx: int, cy: int, m: int) -> None:
     """A yellow crosshair with black edges and a square ring around the point: it stays
     visible over grey, coloured and red marks alike."""
     h, w = img.shape[:2]
-    r = m + 1 if m > 1 else 1
-    gap = r + 2
+    gap = mark_radius(m) + 2
     arm = max(gap + 3 * m, min(w, h) // 18)
     t = 1 if m == 1 else 2
 
