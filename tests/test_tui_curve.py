@@ -100,3 +100,5 @@ def test_chart_fills_the_size_it_is_given_whatever_the_tty() -> None:
         lines = chart_text(k, r, 70, 20, width, height).plain.splitlines()
         assert len(lines) == height and max(map(len, lines)) == width
         assert any("knee: 70" in line for line in lines) and any("now: 20" in line for line in lines)
+        axis = lines[-2]  # k ticks: whole numbers, not 1.7e2
+        assert "1,000" in axis and "e2" not in axis and " 1 " in axis

@@ -18,6 +18,20 @@ CURVE_COLOR = "cyan"
 _LOCK = threading.Lock()
 
 
+def nice_ticks(lo: float, hi: float, most: int) -> list[int]:
+    """Whole-number ticks 1-2-5 x 10^n apart, at most ``most`` of them, from ``lo``:
+    k is a count of images, so "1.7e2" helps nobody."""
+    span = max(1.0, hi - lo)
+    for exp in range(0, 10):
+        for mult in (1, 2, 5):
+            step = mult * 10**exp
+            if span / step <= max(1, most - 1):
+                first = int(np.ceil(lo / step) * step)
+                ticks = list(range(first, int(hi) + 1, step))
+                return sorted({int(lo), *ticks})
+    return [int(lo), int(hi)]
+
+
 def chart_text(k: np.ndarray, radius: np.ndarray, knee: int, count: int, width: int, height: int) -> Text:
     """The chart, ``width`` x ``height`` cells, as Rich text (plotext's ANSI colours)."""
     import plotext as plt
@@ -47,6 +61,9 @@ def chart_text(k: np.ndarray, radius: np.ndarray, knee: int, count: int, width: 
         fig.title("covering radius: every image is within this distance of the first k picks")
         fig.label("k (images selected)", axis=0)
         fig.label("radius (1 − cosine)", axis=1)
+        if ks.size:
+            ticks = nice_ticks(float(ks[0]), float(ks[-1]), max(2, width // 12))
+            fig.ruler(axis=0).ticks(ticks, [f"{t:,}" for t in ticks])
         fig.plot_size(width, height)
         ansi = fig.build().string()
         fig.clear()
