@@ -1,10 +1,11 @@
-"""Regenerate the README screenshots: screenshots/{main,exclusion,export}.svg and .png.
+"""Regenerate the README screenshots: screenshots/{main,exclusion,curve,export}.svg and .png.
 
 Run as a script (``python tests/make_screenshots.py``, what ``make screenshots`` does).
 Graphics are "text" (braille map, half-cell thumbnails), what tmux over SSH shows.
 It builds the demo album in a temporary folder named ``demo-album``, indexes it, computes
 the UMAP map once, then drives the app headless at 120×40 with a fixed seed:
-main screen after a run, after excluding the core outliers, and the export dialog.
+main screen after a run, after excluding the core outliers, the how-many curve and the
+export dialog.
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ async def _shoot(album: Path, dest: Path) -> list[Path]:
         await pilot.press("s")
         await settle(pilot)
         save("exclusion")
+        await pilot.press("n")  # how many images? the covering-radius curve
+        for worker in [w for w in app.workers if w.group == "curve"]:
+            await worker.wait()
+        await pilot.pause(0.5)
+        save("curve")
+        await pilot.press("escape")
+        await pilot.pause()
         await pilot.press("e")
         await pilot.pause()
         app.screen.query_one("#dest", Input).value = str(dest)

@@ -138,14 +138,54 @@ def test_nearest_point() -> None:
 # ---- pixel rendering ----------------------------------------------------------------
 
 
-def test_render_rgb_colours_points_by_state_with_priority() -> None:
-    norm = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
-    states = np.array([STATE_CORE, STATE_NONE, STATE_EXCLUDED], np.uint8)
-    img = braille.render_rgb(norm, states, View(), 21, 11, point_size=1)
-    assert img.shape == (11, 21, 3)
-    assert img[0, 0].tolist() == braille.PALETTE[STATE_CORE].tolist()
-    assert img[9, 19].tolist() == braille.PALETTE[STATE_EXCLUDED].tolist()
-    assert img[5, 5].tolist() == braille.BACKGROUND.tolist()
+def _pixels_of(img: np.ndarray, colour: np.ndarray) -> int:
+    return int(np.all(img == colour, axis=-1).sum())
+
+
+@pytest.mark.parametrize("point_size", [1, 2, 3])
+def test_render_rgb_selected_marks_are_larger_and_in_their_tier_colour(point_size: int) -> None:
+    norm = np.array([[0.2, 0.5], [0.5, 0.5], [0.8, 0.5]])
+    for state in (STATE_VARIABLE, STATE_STABLE, STATE_CORE):
+        states = np.array([STATE_NONE, state, STATE_NONE], np.uint8)
+        img = braille.render_rgb(norm, states, View(), 120, 60, point_size=point_size)
+        grey = _pixels_of(img, braille.PALETTE[STATE_NONE])
+        tier = _pixels_of(img, braille.PALETTE[state])
+        assert grey == 2 * point_size**2  # two quiet dots of point_size x point_size
+        assert tier >= 4 * point_size**2 and tier >= 5  # one mark much larger than a dot
+        assert img[30, 60].tolist() == braille.PALETTE[state].tolist()  # centred on the point
+
+
+def test_render_rgb_excluded_is_a_red_cross_drawn_over_everything() -> None:
+    norm = np.array([[0.5, 0.5], [0.5, 0.5], [0.2, 0.2]])
+    states = np.array([STATE_CORE, STATE_EXCLUDED, STATE_NONE], np.uint8)
+    img = braille.render_rgb(norm, states, View(), 100, 50, point_size=2)
+    red = np.all(img == braille.PALETTE[STATE_EXCLUDED], axis=-1)
+    ys, xs = np.nonzero(red)
+    cy, cx = int(np.median(ys)), int(np.median(xs))
+    assert red[cy, cx] and red[cy - 2, cx - 2] and red[cy + 2, cx + 2] and red[cy - 2, cx + 2]
+    assert not red[cy - 2, cx] and not red[cy, cx + 2]  # a cross, not a disc
+    magenta = np.all(img == braille.PALETTE[STATE_CORE], axis=-1)
+    assert magenta[cy - 2, cx] and not magenta[cy, cx]  # the core disc shows around the cross
+    assert img[0, 0].tolist() == braille.BACKGROUND.tolist()
+
+
+def test_render_rgb_cursor_is_a_ring_and_crosshair_in_yellow() -> None:
+    norm = np.array([[0.5, 0.5], [0.1, 0.1]])
+    states = np.array([STATE_NONE, STATE_NONE], np.uint8)
+    plain = braille.render_rgb(norm, states, View(), 200, 100, point_size=2)
+    img = braille.render_rgb(norm, states, View(), 200, 100, point_size=2, cursor=0)
+    yellow = np.all(img == braille.CURSOR_RGB, axis=-1)
+    assert _pixels_of(plain, braille.CURSOR_RGB) == 0
+    assert yellow.sum() >= 40
+    ys, xs = np.nonzero(yellow)
+    assert abs(int(np.median(ys)) - 50) <= 2 and abs(int(np.median(xs)) - 100) <= 2
+
+
+def test_row_runs_selected_cells_are_full_blocks_and_excluded_ones_crosses() -> None:
+    bits = np.array([0x01, 0x01, 0x02, 0x04, 0], np.uint8)
+    winner = np.array([STATE_NONE, STATE_VARIABLE, STATE_CORE, STATE_EXCLUDED, 0], np.uint8)
+    text = "".join(t for t, _k in braille.row_runs(bits, winner))
+    assert text == braille.CHARS[0x01] + "⣿⣿×" + " "
 
 
 # ---- row states ---------------------------------------------------------------------
@@ -212,7 +252,7 @@ async def test_cursor_move_rebuilds_only_the_affected_rows() -> None:
         m = app.query_one(MapView)
         await pilot.pause()
         built = m.rows_built
-        assert built == 19  # one strip per plot row
+        assert built == 18  # one strip per plot row (20 lines: label, 18 plot rows, legend)
         for key in ("right", "down", "left", "up"):
             await pilot.press(key)
             await pilot.pause()
@@ -220,7 +260,7 @@ async def test_cursor_move_rebuilds_only_the_affected_rows() -> None:
         before = m.rows_built
         m.set_states(np.full(3000, STATE_VARIABLE, np.uint8))
         await pilot.pause()
-        assert m.rows_built - before == 19
+        assert m.rows_built - before == 18
 
 
 async def test_cursor_cell_is_drawn_and_label_line_shown() -> None:
@@ -232,7 +272,7 @@ async def test_cursor_cell_is_drawn_and_label_line_shown() -> None:
         m = app.query_one(MapView)
         lines = [m.render_line(y).text for y in range(12)]
         assert lines[0].startswith(" map: UMAP") and "braille" in lines[0]
-        assert sum(line.count("+") for line in lines[1:]) == 1
+        assert sum(line.count("+") for line in lines[1:-1]) == 1  # the last line is the legend
         styles = [seg.style for y in range(1, 12) for seg in m.render_line(y) if seg.text.strip()]
         assert any(s is not None and s.color is not None and s.color.name == "#ff4040" for s in styles)
 
@@ -247,7 +287,7 @@ async def test_no_color_keeps_states_and_cursor_distinguishable(monkeypatch) -> 
         await pilot.pause()
         assert app.no_color
         m = app.query_one(MapView)
-        segs = [seg for y in range(1, 12) for seg in m.render_line(y) if seg.text.strip()]
+        segs = [seg for y in range(1, 11) for seg in m.render_line(y) if seg.text.strip()]
         cursor = [s for s in segs if s.text == "+"]
         assert len(cursor) == 1 and cursor[0].style.reverse
         reversed_points = [s for s in segs if s.text != "+" and s.style and s.style.reverse]
@@ -318,7 +358,7 @@ async def test_cursor_moving_off_screen_pans_the_view() -> None:
             await pilot.press("right")
         await pilot.pause()
         assert m.cursor_row == _row(4, 2)
-        lines = [m.render_line(y).text for y in range(1, 12)]
+        lines = [m.render_line(y).text for y in range(1, 11)]  # plot rows (11 is the legend)
         assert sum(line.count("+") for line in lines) == 1
 
 
@@ -409,3 +449,25 @@ def test_forced_text_modes_skip_the_probe_and_auto_probes(monkeypatch) -> None:
     assert graphics.prepare_terminal("text") is False
     for mode in ("auto", "sixel", "kitty"):
         assert graphics.prepare_terminal(mode) is True
+
+
+async def test_selected_cell_is_a_coloured_block_and_a_legend_line_explains_the_marks() -> None:
+    from picksel.tui.viewstate import STATE_COLORS
+
+    states = np.zeros(25, np.uint8)
+    states[_row(1, 1)] = STATE_CORE
+    states[_row(3, 3)] = STATE_EXCLUDED
+    app = MapApp(GRID, states)
+    async with app.run_test(size=(80, 12)) as pilot:
+        await pilot.pause()
+        m = app.query_one(MapView)
+        segs = [seg for y in range(1, 11) for seg in m.render_line(y) if seg.text.strip()]
+        blocks = [s for s in segs if "⣿" in s.text]
+        assert len(blocks) == 1 and blocks[0].style.color.name == STATE_COLORS[STATE_CORE]
+        crosses = [s for s in segs if "×" in s.text]
+        assert len(crosses) == 1 and crosses[0].style.color.name == STATE_COLORS[STATE_EXCLUDED]
+        quiet = [s for s in segs if s.text not in ("⣿", "×", "+")]
+        assert quiet and all(s.style.color.name != STATE_COLORS[STATE_NONE] for s in quiet)
+        legend = m.render_line(11).text
+        for word in ("⣿ core", "⣿ stable", "⣿ variable", "× excluded", "not selected", "+ cursor"):
+            assert word in legend

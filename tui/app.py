@@ -72,6 +72,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("export", "Export…", "Copy the selection and its captions to a folder (e)"),
     ("inventory", "Inventory…", "Write a TSV/CSV of included and excluded images (i)"),
     ("preview", "Preview current image", "Large image, votes and caption (enter)"),
+    ("curve", "How many images? (coverage curve)", "Covering radius for 1…1,000 images and a suggested count (n)"),
     ("cycle_filter", "Cycle list filter", "all → selected → excluded → favorites (v)"),
     ("find", "Find in file names", "Narrow the list to paths containing a text (/)"),
     ("cycle_graphics", "Cycle graphics mode", "auto → sixel → kitty → half-cell → text (g)"),
@@ -111,6 +112,7 @@ class PickselApp(App[int]):
         Binding("i", "inventory", "Inventory", show=False),
         Binding("enter", "preview", "Preview", show=False),
         Binding("v", "cycle_filter", "Filter", show=False),
+        Binding("n", "curve", "How many?", show=False),
         Binding("slash", "find", "Find", show=False, key_display="/"),
         Binding("g", "cycle_graphics", "Graphics", show=False),
         Binding("r", "reindex", "Re-index", show=False),
@@ -930,6 +932,28 @@ class PickselApp(App[int]):
     def action_cycle_graphics(self) -> None:
         self.map_view.action_cycle_graphics()
 
+    def action_curve(self) -> None:
+        c = self._need_album()
+        if c is None:
+            return
+        if c.n == 0:
+            self.notify("No images to measure.", severity="warning")
+            return
+        pinned = np.flatnonzero(c.pinned_mask()).astype(np.int64)
+        screen = CurveScreen(c.state_dir, c.fingerprint, c.index.embeddings, c.excluded_mask(),
+                             pinned, c.settings.count)
+        self.push_screen(screen, self._use_count)
+
+    def _use_count(self, count: int | None) -> None:
+        """Enter on the how-many screen: the suggested count, set and saved like a typed one."""
+        c = self.curator
+        if count is None or c is None:
+            return
+        c.update_settings(count=int(count))
+        s = c.settings
+        self.sidebar.set_settings(s.method, s.count, s.iterations, s.threshold)
+        self.notify(f"Count set to {count:,} (the knee of the curve); press s to run.")
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
@@ -966,6 +990,7 @@ class PickselApp(App[int]):
 
 # imported late: the screens import widgets that import this module's siblings
 from picksel.tui.screens.confirm import ConfirmScreen  # noqa: E402
+from picksel.tui.screens.curve import CurveScreen  # noqa: E402
 from picksel.tui.screens.export import ExportScreen  # noqa: E402
 from picksel.tui.screens.help import HelpScreen  # noqa: E402
 from picksel.tui.screens.indexing import IndexingScreen  # noqa: E402

@@ -180,16 +180,28 @@ def rasterise(screen: np.ndarray, states: np.ndarray, width: int, height: int) -
     return rasterise_grid(dot_grid(screen, width, height), states)
 
 
+SELECTED_CHAR = "⣿"
+"""A cell holding a selected image (any tier): every dot lit, so 20 picks among 100,000
+grey dots read as blocks of colour, not specks."""
+EXCLUDED_CHAR = "×"
+"""A cell holding an excluded image: a red cross, a different shape as well as a colour."""
+_EXCLUDED = N_STATES - 1
+
+
 def row_runs(bits_row: np.ndarray, winner_row: np.ndarray) -> list[tuple[str, int]]:
     """One raster row as runs of ``(text, key)`` with a constant style key: the state
-    code for drawn cells, -1 for empty cells."""
+    code for drawn cells, -1 for empty cells. Unselected cells show their dots; a cell
+    whose highest state is a tier is a full block, an excluded one a cross."""
     n = int(bits_row.size)
     if n == 0:
         return []
     key = np.where(bits_row == 0, -1, winner_row.astype(np.int16))
+    chars = CHARS[bits_row]
+    chars = np.where(key >= 1, SELECTED_CHAR, chars)
+    chars = np.where(key == _EXCLUDED, EXCLUDED_CHAR, chars)
     # The row's characters as one string without a Python join: a contiguous <U1
     # array viewed as a single <Un string.
-    text = str(np.ascontiguousarray(CHARS[bits_row]).view(f"<U{n}")[0])
+    text = str(np.ascontiguousarray(chars, dtype="<U1").view(f"<U{n}")[0])
     cuts = np.flatnonzero(key[1:] != key[:-1]) + 1
     starts = [0, *cuts.tolist()]
     ends = [*cuts.tolist(), n]
@@ -250,16 +262,44 @@ def nearest_point(screen: np.ndarray, x: float, y: float) -> int | None:
 
 PALETTE = np.array(
     [
-        (118, 118, 118),  # none: quiet grey
-        (80, 200, 90),  # variable: green
-        (40, 200, 215),  # stable: cyan
-        (220, 70, 220),  # core: magenta
-        (235, 60, 55),  # excluded: red
+        (92, 92, 98),  # none: quiet, dim grey
+        (80, 215, 90),  # variable: green
+        (40, 210, 225),  # stable: cyan
+        (240, 80, 240),  # core: magenta
+        (245, 55, 50),  # excluded: red
     ],
     dtype=np.uint8,
 )
 BACKGROUND = np.array((16, 16, 20), dtype=np.uint8)
 CURSOR_RGB = np.array((255, 230, 60), dtype=np.uint8)
+CURSOR_EDGE = np.array((0, 0, 0), dtype=np.uint8)
+
+
+def mark_radius(point_size: int) -> int:
+    """Half-width of a selected image's disc: four to five times a plain dot's width in
+    sixel/kitty (a picked image must be seen at a glance), one pixel in half-cell."""
+    m = max(1, int(point_size))
+    return 2 * m if m > 1 else 1
+
+
+def mark_offsets(state: int, point_size: int) -> np.ndarray:
+    """Pixel offsets (k, 2) of one point's mark around its centre, by state.
+
+    Unselected images are ``point_size`` squares; selected ones (any tier) a disc about
+    four times as wide, so a handful of picks stands out among 100,000 dots; excluded
+    ones a cross as wide as the disc (a different shape, not only a different colour)."""
+    m = max(1, int(point_size))
+    if state == 0:
+        a = np.arange(m) - (m - 1) // 2
+        return np.stack(np.meshgrid(a, a), axis=-1).reshape(-1, 2)
+    r = mark_radius(m)
+    a = np.arange(-r, r + 1)
+    ox, oy = (g.ravel() for g in np.meshgrid(a, a))
+    if state == _EXCLUDED:
+        keep = (np.abs(np.abs(ox) - np.abs(oy)) <= (1 if m > 1 else 0))
+    else:
+        keep = ox * ox + oy * oy <= r * r + r
+    return np.stack([ox[keep], oy[keep]], axis=1)
 
 
 def render_rgb(
@@ -274,42 +314,73 @@ def render_rgb(
 ) -> np.ndarray:
     """The same map as an RGB array (px_height, px_width, 3) at pixel resolution.
 
-    Each point is a ``point_size`` square; where points overlap the higher state wins
-    (same rule as the braille cells). The cursor is a yellow crosshair.
+    Marks are drawn lowest state first, so a higher state is drawn over a lower one
+    (same rule as the braille cells): quiet grey dots, then the tiers' discs, then the
+    red crosses. The cursor is a yellow crosshair with a black edge and a ring.
     """
     w, h = max(1, int(px_width)), max(1, int(px_height))
     img = np.empty((h, w, 3), dtype=np.uint8)
     img[:] = BACKGROUND
-    if norm.shape[0]:
-        m = point_size
-        sx = ((norm[:, 0] - view.cx) * view.zoom + 0.5) * (w - m - 1)
-        sy = ((norm[:, 1] - view.cy) * view.zoom + 0.5) * (h - m - 1)
-        with np.errstate(invalid="ignore"):
-            fx, fy = np.rint(sx), np.rint(sy)
-            inside = (fx >= 0) & (fx < w - m + 1) & (fy >= 0) & (fy < h - m + 1)
-        ix = fx[inside].astype(np.int64)
-        iy = fy[inside].astype(np.int64)
-        st = np.asarray(states, dtype=np.uint8)[inside]
-        # Highest state per pixel (0 = background, else state + 1).
-        grid = np.zeros((h, w), dtype=np.uint8)
-        code = np.minimum(st, N_STATES - 1) + 1
-        for oy in range(m):
-            for ox in range(m):
-                np.maximum.at(grid, (iy + oy, ix + ox), code)
-        drawn = grid > 0
-        img[drawn] = PALETTE[grid[drawn] - 1]
-        if cursor is not None and 0 <= cursor < norm.shape[0] and np.isfinite(norm[cursor]).all():
-            cx = int(round(((norm[cursor, 0] - view.cx) * view.zoom + 0.5) * (w - m - 1))) + m // 2
-            cy = int(round(((norm[cursor, 1] - view.cy) * view.zoom + 0.5) * (h - m - 1))) + m // 2
-            arm = max(3 * m, min(w, h) // 30)
-            gap = m + 1
-            t = 1 if m == 1 else 2  # line thickness
-            for a, b in ((cx - arm, cx - gap), (cx + gap, cx + arm)):
-                a, b = max(0, a), min(w, b + 1)
-                if 0 <= cy < h and a < b:
-                    img[max(0, cy - t + 1) : cy + 1, a:b] = CURSOR_RGB
-            for a, b in ((cy - arm, cy - gap), (cy + gap, cy + arm)):
-                a, b = max(0, a), min(h, b + 1)
-                if 0 <= cx < w and a < b:
-                    img[a:b, max(0, cx - t + 1) : cx + 1] = CURSOR_RGB
+    if not norm.shape[0]:
+        return img
+    m = max(1, int(point_size))
+    pad = mark_radius(m) + 1  # room for the largest mark at the edges
+    span_w, span_h = max(1, w - 2 * pad - 1), max(1, h - 2 * pad - 1)
+
+    def to_px(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sx = ((xy[..., 0] - view.cx) * view.zoom + 0.5) * span_w + pad
+        sy = ((xy[..., 1] - view.cy) * view.zoom + 0.5) * span_h + pad
+        return sx, sy
+
+    sx, sy = to_px(norm)
+    with np.errstate(invalid="ignore"):
+        fx, fy = np.rint(sx), np.rint(sy)
+        inside = (fx >= 0) & (fx < w) & (fy >= 0) & (fy < h)
+    st = np.minimum(np.asarray(states, dtype=np.uint8), N_STATES - 1)
+    grid = np.zeros((h, w), dtype=np.uint8)  # 0 = background, else state + 1
+    for state in range(N_STATES):
+        rows = np.flatnonzero(inside & (st == state))
+        if rows.size == 0:
+            continue
+        ix, iy = fx[rows].astype(np.int64), fy[rows].astype(np.int64)
+        for ox, oy in mark_offsets(state, m).tolist():
+            px, py = ix + ox, iy + oy
+            ok = (px >= 0) & (px < w) & (py >= 0) & (py < h)
+            grid[py[ok], px[ok]] = state + 1
+    drawn = grid > 0
+    img[drawn] = PALETTE[grid[drawn] - 1]
+    if cursor is not None and 0 <= cursor < norm.shape[0] and np.isfinite(norm[cursor]).all():
+        cx, cy = (int(round(float(v))) for v in to_px(norm[cursor]))
+        _draw_cursor(img, cx, cy, m)
     return img
+
+
+def _draw_cursor(img: np.ndarray, cx: int, cy: int, m: int) -> None:
+    """A yellow crosshair with black edges and a square ring around the point: it stays
+    visible over grey, coloured and red marks alike."""
+    h, w = img.shape[:2]
+    gap = mark_radius(m) + 2
+    arm = max(gap + 3 * m, min(w, h) // 18)
+    t = 1 if m == 1 else 2
+
+    def fill(y0: int, y1: int, x0: int, x1: int, colour: np.ndarray) -> None:
+        y0, y1, x0, x1 = max(0, y0), min(h, y1), max(0, x0), min(w, x1)
+        if y0 < y1 and x0 < x1:
+            img[y0:y1, x0:x1] = colour
+
+    half = t // 2
+    edge = 1 if m > 1 else 0
+    for colour, e in ((CURSOR_EDGE, edge), (CURSOR_RGB, 0)):
+        fill(cy - half - e, cy - half + t + e, cx - arm - e, cx - gap + 1 + e, colour)
+        fill(cy - half - e, cy - half + t + e, cx + gap - e, cx + arm + 1 + e, colour)
+        fill(cy - arm - e, cy - gap + 1 + e, cx - half - e, cx - half + t + e, colour)
+        fill(cy + gap - e, cy + arm + 1 + e, cx - half - e, cx - half + t + e, colour)
+    if m > 1:  # the ring: a square outline just outside the largest mark
+        ring = gap - 1
+        for y0, y1, x0, x1 in (
+            (cy - ring, cy - ring + 1, cx - ring, cx + ring + 1),
+            (cy + ring, cy + ring + 1, cx - ring, cx + ring + 1),
+            (cy - ring, cy + ring + 1, cx - ring, cx - ring + 1),
+            (cy - ring, cy + ring + 1, cx + ring, cx + ring + 1),
+        ):
+            fill(y0, y1, x0, x1, CURSOR_RGB)

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from picksel.cli import album_cmds, check_cmds, mark_cmds, output_cmds, select_cmds
+from picksel.cli import album_cmds, check_cmds, curve_cmds, mark_cmds, output_cmds, select_cmds
 from picksel.cli.common import PROG, Parser, err
 from picksel.errors import Cancelled, PickselError, Terminated, UsageError
 
@@ -28,6 +28,7 @@ Try it on a built-in demo album:       picksel demo
 Headless, for scripts:
   picksel index ALBUM                  build/update the embedding index
   picksel select ALBUM --count 150     run the Monte Carlo selection, save it
+  picksel curve ALBUM                  how many images? coverage for 1..K and a suggested count
   picksel exclude ALBUM PATH...        keep images out of selections and exports
   picksel check ALBUM                  flag dark/blurry/noisy/small... images, find duplicates
   picksel exclude ALBUM --flagged      exclude flagged images (--duplicates: the copies)
@@ -44,7 +45,7 @@ The album itself is never modified. Exit codes: 0 ok, 1 failure, 2 bad arguments
 Run `picksel COMMAND --help` for the options of one command.
 """
 
-FAMILIES = (album_cmds, select_cmds, mark_cmds, check_cmds, output_cmds)
+FAMILIES = (album_cmds, select_cmds, curve_cmds, mark_cmds, check_cmds, output_cmds)
 
 
 def build_parser() -> argparse.ArgumentParser:

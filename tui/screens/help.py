@@ -32,6 +32,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("c", "clear the selection (exclusions are kept)"),
             ("p", "pin / unpin the current image (always selected)"),
             ("f", "set favorites := selection minus exclusions"),
+            ("n", "how many images? coverage curve for 1…1,000, knee = suggested count"),
         ],
     ),
     (

@@ -48,10 +48,13 @@ from picksel.tui.widgets.graphics import (
 )
 from picksel.tui.widgets.row_message import RowMessage
 
+MAP_NONE_COLOR = "#5c5c62"
+"""Unselected points on the map: quieter than the list's grey, so the picks stand out."""
+
 # Style per run key (-1 = empty cell, else state code).
 _COLOR_STYLES: dict[int, Style] = {
     -1: Style(),
-    STATE_NONE: Style(color=STATE_COLORS[STATE_NONE]),
+    STATE_NONE: Style(color=MAP_NONE_COLOR),  # unselected: quieter than the list's grey
     STATE_VARIABLE: Style(color=STATE_COLORS[STATE_VARIABLE]),
     STATE_STABLE: Style(color=STATE_COLORS[STATE_STABLE]),
     STATE_CORE: Style(color=STATE_COLORS[STATE_CORE], bold=True),
@@ -67,6 +70,15 @@ _MONO_STYLES: dict[int, Style] = {
     4: Style(bold=True, reverse=True),
 }
 _CURSOR_COLOR = Style(color="#000000", bgcolor="#ffd700", bold=True)
+LEGEND: tuple[tuple[str, str, str, int], ...] = (
+    (braille.SELECTED_CHAR, "core", "core", STATE_CORE),
+    (braille.SELECTED_CHAR, "stable", "stbl", STATE_STABLE),
+    (braille.SELECTED_CHAR, "variable", "var", STATE_VARIABLE),
+    (braille.EXCLUDED_CHAR, "excluded", "excl", STATE_EXCLUDED),
+    ("⠂", "not selected", "other", STATE_NONE),
+)
+"""The map's one-line legend: mark, word, short word (narrow panes), state; the cursor
+is added after them."""
 _CURSOR_MONO = Style(reverse=True, bold=True, blink=True)
 _PLAIN = Style()
 _LABEL_STYLE = Style(bold=True)
@@ -86,6 +98,7 @@ class MapView(Widget, can_focus=True):
     MapView > .map-image {
         dock: bottom;
         width: 100%;
+        margin-bottom: 1;  /* the legend line */
     }
     """
 
@@ -140,6 +153,7 @@ class MapView(Widget, can_focus=True):
         self._strips: list[Strip | None] = []
         self._cursor_cell: tuple[int, int] | None = None  # (row, col) in the plot grid
         self._label_strip: Strip | None = None
+        self._legend_strip: Strip | None = None
         self._image_widget: Widget | None = None
         self.rows_built = 0  # strips built since creation (tests and bench read it)
 
@@ -264,6 +278,7 @@ class MapView(Widget, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self._label_strip = None
+        self._legend_strip = None
         if self._grid_size() != self._grid:
             self._invalidate_all()
 
@@ -281,6 +296,10 @@ class MapView(Widget, can_focus=True):
             if self._label_strip is None or self._label_strip.cell_length != width:
                 self._label_strip = self._build_label(width)
             return self._label_strip
+        if y == self.size.height - 1 and self.size.height >= 3:
+            if self._legend_strip is None or self._legend_strip.cell_length != width:
+                self._legend_strip = self._build_legend(width)
+            return self._legend_strip
         if self._image_widget is not None:
             return Strip.blank(width, _PLAIN)
         self._ensure_raster()
@@ -299,7 +318,9 @@ class MapView(Widget, can_focus=True):
     # ---- internals ----------------------------------------------------------------
 
     def _grid_size(self) -> tuple[int, int]:
-        return max(0, self.size.width), max(0, self.size.height - 1)
+        """The plot's cells: everything but the label line and the legend line."""
+        legend = 1 if self.size.height >= 3 else 0
+        return max(0, self.size.width), max(0, self.size.height - 1 - legend)
 
     def _no_color(self) -> bool:
         return bool(getattr(self.app, "no_color", False)) if self.is_attached else False
@@ -391,6 +412,21 @@ class MapView(Widget, can_focus=True):
             [Segment(left, _LABEL_STYLE), Segment(" " * gap, _PLAIN), Segment(right, _INFO_STYLE)]
         )
         return strip.crop_pad(width, 0, 0, Style()) if strip.cell_length != width else strip
+
+    def _build_legend(self, width: int) -> Strip:
+        """``⣿ core ⣿ stable ⣿ variable × excluded ⠂ not selected + cursor``, in the
+        map's own styles (so NO_COLOR's attributes explain themselves too)."""
+        styles, cursor_style = self._styles()
+        for short in (False, True):
+            segments: list[Segment] = [Segment(" ", _PLAIN)]
+            for mark, word, brief, state in LEGEND:
+                text = f"{brief} " if short else f" {word}  "
+                segments += [Segment(mark, styles[state]), Segment(text, _INFO_STYLE)]
+            segments += [Segment(CURSOR_CHAR, cursor_style), Segment("cursor" if short else " cursor", _INFO_STYLE)]
+            strip = Strip(segments)
+            if strip.cell_length <= width:
+                break
+        return strip.crop_pad(width, 0, 0, _PLAIN)
 
     def _set_cursor(self, row: int | None) -> None:
         old = self._cursor
