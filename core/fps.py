@@ -60,6 +60,7 @@ MAX_EXACT = 2048
 """Above this many near-tied candidates (massively duplicated images) the exact
 re-check is skipped and the float32 argmax (lowest row) is used instead."""
 
+_PAIR_BLOCK = 1 << 18  # float64 products per block of exactly summed pairs (2 MB)
 _EXACT_BLOCK = 1 << 20  # float32 screen similarities per block of the exact re-check (4 MB)
 _SCREEN_WINDOW = 1e-3  # centres this close to a row's best float32 similarity are summed exactly
 
@@ -148,9 +149,11 @@ def exact_best_similarity(
         screen = a32 @ b32.T
         lim = np.maximum(screen.max(axis=1), out[s : s + step]) - _SCREEN_WINDOW
         ri, ci = np.nonzero(screen >= lim[:, None])
-        sims = (a32[ri].astype(np.float64) * b32[ci].astype(np.float64)).sum(axis=-1)
         part = out[s : s + step]
-        np.maximum.at(part, ri, sims)
+        pairs = max(1, _PAIR_BLOCK // emb.shape[1])  # float64 temporaries stay small
+        for p in range(0, ri.size, pairs):
+            r, c = ri[p : p + pairs], ci[p : p + pairs]
+            np.maximum.at(part, r, (a32[r].astype(np.float64) * b32[c].astype(np.float64)).sum(axis=-1))
     return out
 
 
@@ -495,7 +498,7 @@ def _fps_batched(
         mins[rows_k, starts[:, j]] = -np.inf
 
     if _dense_from_start(n, _candidate_count(n, k), m - s):
-        _dense_steps(emb, picks, mins, s, cancel, on_step, group)
+        _dense_steps(emb, picks, mins, s, cancel, on_step, group, excluded)
         return picks
 
     t = _candidate_count(n, k)
@@ -539,7 +542,7 @@ def _fps_batched(
                     mins[:, excluded] = -np.inf
                 for j in range(step):
                     mins[rows_k, picks[:, j]] = -np.inf
-                _dense_steps(emb, picks, mins, step, cancel, on_step, group)
+                _dense_steps(emb, picks, mins, step, cancel, on_step, group, excluded)
                 return picks
             refresh(step)
             best = cand_dist.max(axis=1)
@@ -587,6 +590,7 @@ def _dense_steps(
     cancel: Callable[[], bool] | None,
     on_step: Callable[[int], None] | None,
     group: np.ndarray | None = None,
+    excluded: np.ndarray | None = None,
 ) -> None:
     """Plain farthest-first steps for all runs at once, from ``picks[:, :start]`` to the
     end of ``picks``: one (K, D) x (D, N) product per step. ``mins`` holds -inf for the
@@ -601,21 +605,21 @@ def _dense_steps(
     each row to the lowest row with the same vector (exact copies share one value).
     """
     with _controller().limit(limits=1, user_api="blas"):
-        _dense_loop(emb, picks, mins, start, cancel, on_step, group)
+        _dense_loop(emb, picks, mins, start, cancel, on_step, group, excluded)
 
 
-def _dense_product(emb: np.ndarray, centres: np.ndarray, out: np.ndarray) -> None:
-    """``out = emb[centres] @ emb.T``, in two threads over row blocks when it is large
+def _dense_product(emb: np.ndarray, rows: np.ndarray, centres: np.ndarray, out: np.ndarray) -> None:
+    """``out = emb[centres] @ rows.T``, in two threads over row blocks when it is large
     enough to pay for them (BLAS itself is held to one thread by the caller)."""
     vecs = emb[centres]
-    n, d = emb.shape
+    n, d = rows.shape
     if n * d * centres.size < SMALL_BLAS / 8 or n < 2 * SPLIT_BLOCK:
-        np.matmul(vecs, emb.T, out=out)
+        np.matmul(vecs, rows.T, out=out)
         return
     half = (n // 2 + 63) // 64 * 64
 
     def part(lo: int, hi: int) -> None:
-        np.matmul(vecs, emb[lo:hi].T, out=out[:, lo:hi])
+        np.matmul(vecs, rows[lo:hi].T, out=out[:, lo:hi])
 
     other = _helper().submit(part, half, n)
     part(0, half)
@@ -639,10 +643,19 @@ def _dense_loop(
     cancel: Callable[[], bool] | None,
     on_step: Callable[[int], None] | None,
     group: np.ndarray | None,
+    excluded: np.ndarray | None,
 ) -> None:
-    k, n = mins.shape
+    k = mins.shape[0]
     m = picks.shape[1]
     rows_k = np.arange(k)
+    # Few rows left to pick from (exact copies masked, most of the album excluded): the
+    # products run over a copy of just those rows (at most 1/DENSE_ROWS of the matrix).
+    keep = None if excluded is None else np.flatnonzero(~excluded)
+    if keep is not None and keep.size * DENSE_ROWS <= emb.shape[0]:
+        sub, mins = emb[keep], mins[:, keep]
+    else:
+        keep, sub = None, emb
+    n = sub.shape[0]
     sims = np.empty((k, n), dtype=np.float32)
     # Which pick is each row's nearest and the float32 distance to its second nearest:
     # when that is farther by more than the screen window, the exact distance is one
@@ -651,7 +664,7 @@ def _dense_loop(
     second = np.full((k, n), np.inf, dtype=np.float32)
 
     def take_in(col: int) -> None:
-        _dense_product(emb, picks[:, col], sims)
+        _dense_product(emb, sub, picks[:, col], sims)
         np.subtract(1.0, sims, out=sims)
         np.putmask(nearest, sims < mins, col)
         np.minimum(second, np.maximum(mins, sims), out=second)
@@ -668,10 +681,12 @@ def _dense_loop(
         near = np.count_nonzero(mins >= lows, axis=1)
         for r in np.flatnonzero((near > 1) & (near <= MAX_EXACT)):
             tied = np.flatnonzero(mins[r] >= lows[r])
-            nxt[r] = tied[int(np.argmax(_tied_distances(emb, tied, picks[r, :step], mins[r],
-                                                         nearest[r], second[r], group)))]
-        picks[:, step] = nxt
+            rows = tied if keep is None else keep[tied]
+            gap = second[r, tied] - mins[r, tied]
+            dist = _tied_distances(emb, rows, picks[r, :step], nearest[r, tied], gap, group)
+            nxt[r] = tied[int(np.argmax(dist))]
         mins[rows_k, nxt] = -np.inf
+        picks[:, step] = nxt if keep is None else keep[nxt]
         take_in(step)
         if on_step is not None:
             on_step(step + 1)
@@ -681,30 +696,30 @@ def _tied_distances(
     emb: np.ndarray,
     tied: np.ndarray,
     chosen: np.ndarray,
-    mins: np.ndarray,
     nearest: np.ndarray,
-    second: np.ndarray,
+    gap: np.ndarray,
     group: np.ndarray | None,
 ) -> np.ndarray:
-    """Exact distances of ``tied`` rows to ``chosen`` (as :func:`exact_min_distance`).
+    """Exact distances of ``tied`` rows to ``chosen`` (as :func:`exact_min_distance`),
+    given each row's nearest pick (a column of ``chosen``) and the float32 gap from its
+    nearest to its second nearest pick.
 
-    A row whose nearest pick is known and clear of the others by the screen window is
-    one float64 dot product; exact copies share one value (the first tied row of each
-    group is computed); the rest go through :func:`exact_min_distance`."""
+    A row whose nearest pick is clear of the others is one float64 dot product; exact
+    copies share one value (the first tied row of each group is computed); the rest go
+    through :func:`exact_min_distance`."""
     if group is None:
-        stand, back = tied, np.arange(tied.size)
+        first, back = np.arange(tied.size), np.arange(tied.size)
     else:
         _, first, back = np.unique(group[tied], return_index=True, return_inverse=True)
-        stand = tied[first]
-    near = nearest[stand]
+    stand = tied[first]
     # Clear when no other pick's float32 distance can hide an exactly nearer one: twice
     # the screen's error bound (6e-8 x D) and the rounding of ``1 - s``, with room.
     margin = min(_SCREEN_WINDOW, 3 * 6e-8 * emb.shape[1] + 1e-6)
-    clear = second[stand] - mins[stand] > margin
+    clear = gap[first] > margin
     out = np.empty(stand.size, dtype=np.float64)
     a = stand[clear]
     if a.size:
-        b = chosen[near[clear]]
+        b = chosen[nearest[first][clear]]
         out[clear] = 1.0 - (emb[a].astype(np.float64) * emb[b].astype(np.float64)).sum(axis=-1)
     if not clear.all():
         out[~clear] = exact_min_distance(emb, stand[~clear], chosen)
