@@ -143,7 +143,8 @@ def exact_best_similarity(
     if chosen.size == 0 or rows.size == 0:
         return out
     b32 = emb[chosen]
-    step = max(1, _EXACT_BLOCK // max(1, chosen.size))
+    # Work buffers scale down with small matrices (peak memory is budgeted per matrix).
+    step = max(1, min(_EXACT_BLOCK, max(1 << 14, emb.size // 8)) // max(1, chosen.size))
     for s in range(0, rows.size, step):
         a32 = emb[rows[s : s + step]]
         screen = a32 @ b32.T
@@ -449,7 +450,8 @@ def _absorb(emb: np.ndarray, mins: np.ndarray, centres: np.ndarray) -> None:
     inverse = inverse.reshape(centres.shape)
     vecs = emb[uniq]
     per_row = max(uniq.size, inverse.size)  # float32s per matrix row: product, then gather
-    block = int(max(64, min(REFRESH_BLOCK, _REFRESH_BYTES // (4 * per_row))))
+    budget = min(_REFRESH_BYTES, max(1 << 16, emb.nbytes // 8))  # small matrices, small buffers
+    block = int(max(64, min(REFRESH_BLOCK, budget // (4 * per_row))))
 
     def part(lo: int, hi: int) -> None:
         for a in range(lo, hi, block):
