@@ -499,7 +499,8 @@ def _fps_batched(
     for j in range(s):
         mins[rows_k, starts[:, j]] = -np.inf
 
-    if _dense_from_start(n, _candidate_count(n, k), m - s):
+    available = n - (int(np.count_nonzero(excluded)) if excluded is not None else 0)
+    if _dense_from_start(n, available, _candidate_count(n, k), m - s):
         _dense_steps(emb, picks, mins, s, cancel, on_step, group, excluded)
         return picks
 
@@ -580,8 +581,13 @@ cover more than 1/DENSE_ROWS of the rows: a pass then costs about as much as a p
 step, and runs that pick a large share of the album pass nearly every step."""
 
 
-def _dense_from_start(n: int, t: int, steps: int) -> bool:
-    return max(t, steps) * DENSE_ROWS >= n
+def _dense_from_start(n: int, available: int, t: int, steps: int) -> bool:
+    """Also when few rows are left to pick from (exact copies masked, most rows
+    excluded): the plain steps then run over a copy of just those rows, where every lazy
+    pass would read the whole matrix."""
+    if DENSE_ROWS <= 0:
+        return False
+    return max(t, steps) * DENSE_ROWS >= available or available * DENSE_ROWS <= n
 
 
 def _dense_steps(
