@@ -311,7 +311,7 @@ def exact_copies(emb: np.ndarray, excluded: np.ndarray | None = None) -> Copies 
     if cand.size == 0:
         return None
     same = np.zeros(cand.size, dtype=bool)
-    step = max(1, (1 << 21) // max(1, d))
+    step = max(1, min(1 << 21, max(1 << 14, emb.size // 16)) // max(1, d))  # small buffers
     for lo in range(0, cand.size, step):
         k = cand[lo : lo + step]
         same[lo : lo + step] = np.all(emb[order[k]] == emb[order[k + 1]], axis=1)
