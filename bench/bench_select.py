@@ -153,6 +153,67 @@ def bench_fps(n: int, d: int, count: int, iters: int, ref_iters: int, data: str 
     print(_line("fps peak memory / matrix (5% excluded, run_selection)", mem, MEMORY_TARGET, "x", False))
 
 
+def copies_of(distinct: int, n: int, d: int, seed: int = 4) -> np.ndarray:
+    """``n`` rows holding only ``distinct`` vectors (exact copies, scattered)."""
+    base = make_embeddings(distinct, d, seed=seed)
+    rng = np.random.default_rng(seed)
+    rows = np.concatenate([np.arange(distinct), rng.integers(distinct, size=n - distinct)])
+    return np.ascontiguousarray(base[rng.permutation(rows)])
+
+
+def bench_fps_regime(name: str, x: np.ndarray, count: int, iters: int, ref_iters: int) -> None:
+    """One of the regimes where lazy candidate sets do not pay (copies, count near the
+    distinct images or the album size, small albums): ``run_selection`` end to end vs
+    the plain loop (``ref_iters`` iterations, same starts, scaled to ``iters``), identical
+    picks, and the tracemalloc peak of the run relative to the matrix."""
+    seed = 3
+    t0 = time.perf_counter()
+    result = run_selection(x, method="fps", count=count, iterations=iters, seed=seed)
+    t_ours = time.perf_counter() - t0
+    tracemalloc.start()  # a second run: tracemalloc slows small allocations down
+    run_selection(x, method="fps", count=count, iterations=min(iters, 50), seed=seed)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # The plain loop from the same start rows as run_selection's first iterations.
+    children = np.random.SeedSequence(seed).spawn(iters)
+    starts = [int(np.random.default_rng(c).integers(x.shape[0])) for c in children[:ref_iters]]
+    batched = fps_batched(x, count, np.asarray(starts))
+    ref_times, same = [], True
+    for k, s0 in enumerate(starts):
+        t0 = time.perf_counter()
+        ref = fps_reference(x, count, s0)
+        ref_times.append(time.perf_counter() - t0)
+        same &= bool(np.array_equal(ref, batched[k]))
+    t_ref = float(np.mean(ref_times)) * iters
+    distinct = len(np.unique(x, axis=0))
+    print(
+        f"fps {name} N={x.shape[0]:,} ({distinct:,} distinct) D={x.shape[1]} count={count} "
+        f"iterations={iters}: ours {t_ours:.2f} s  plain loop {t_ref:.1f} s (mean of {ref_iters} "
+        f"iterations x {iters})  ratio {t_ref / t_ours:.1f}x  identical picks: {'OK' if same else 'MISS'}  "
+        f"peak {1.0 + peak / x.nbytes:.2f}x the matrix"
+    )
+    assert same, f"{name}: batched FPS and the reference loop picked different rows"
+    assert len(result.consensus) == count
+
+
+def bench_fps_regimes(quick: bool) -> None:
+    if quick:
+        bench_fps_regime("copies", copies_of(40, 600, 64), 50, 5, 2)
+        bench_fps_regime("half the album", make_embeddings(500, 64, seed=6), 260, 5, 2)
+        return
+    bench_fps_regime("copies", copies_of(150, 2000, 768), 200, 20, 3)
+    bench_fps_regime("count near the distinct images", copies_of(1000, 20_000, 768), 900, 20, 1)
+    bench_fps_regime("count >= half the album (demo size)", make_embeddings(1844, 768, seed=6), 1000, 100, 2)
+    bench_fps_regime("small album, many iterations", make_embeddings(600, 768, seed=7), 100, 100, 5)
+    x = copies_of(40_000, 100_000, 768)
+    tracemalloc.start()
+    run_selection(x, method="fps", count=200, iterations=20, seed=3)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    mem = 1.0 + peak / x.nbytes
+    print(_line("fps peak memory / matrix (100,000 rows, 40,000 distinct)", mem, MEMORY_TARGET, "x", False))
+
+
 def bench_kmeans(n: int, d: int, count: int, iters: int, mbk_iters: int, seed: int = 0) -> None:
     from sklearn.cluster import MiniBatchKMeans
 
@@ -202,10 +263,12 @@ def main(quick: bool = False) -> None:
     if quick:
         bench_fps(n=20_000, d=256, count=20, iters=5, ref_iters=2)
         bench_fps(n=20_000, d=256, count=20, iters=5, ref_iters=2, data="random")
+        bench_fps_regimes(quick=True)
         bench_kmeans(n=4000, d=64, count=20, iters=3, mbk_iters=1)
     else:
         bench_fps(n=100_000, d=768, count=200, iters=20, ref_iters=20)
         bench_fps(n=100_000, d=768, count=200, iters=20, ref_iters=3, data="random")
+        bench_fps_regimes(quick=False)
         bench_kmeans(n=85_000, d=768, count=200, iters=20, mbk_iters=3)
 
 

@@ -187,7 +187,87 @@ def _make_album(root: Path) -> Path:
     return root
 
 
+SELECT_RATIO_TARGET = 1.2
+
+
+def _synthetic_album(root: Path, n: int, d: int) -> Path:
+    """An album folder whose index holds ``n`` clustered CLIP-like rows (the image files
+    are not needed to select) and a cached PCA map, so the app opens at once."""
+    from bench.bench_select import make_embeddings
+    from picksel.index import AlbumIndex, save_index
+    from picksel.mapping import MapData, pca_map, save_map
+
+    root.mkdir(parents=True, exist_ok=True)
+    emb = make_embeddings(n, d, seed=6)
+    paths = [f"img/{i:06d}.jpg" for i in range(n)]
+    index = AlbumIndex(root, paths, emb, np.zeros(n), np.zeros(n, dtype=np.int64), "builtin:v1")
+    save_index(index)
+    save_map(root / ".picksel", MapData(pca_map(emb), "pca", index.fingerprint()))
+    return root
+
+
+async def _tui_select_seconds(album: Path, count: int, iterations: int) -> tuple[float, int]:
+    """Seconds from pressing ``s`` in a headless app to the finished result, and how many
+    progress reports the sidebar drew."""
+    from textual.widgets import Input
+
+    from picksel.tui.app import PickselApp
+
+    app = PickselApp(album, graphics="text", seed=3, compute_umap=False)
+    shown = []
+    async with app.run_test(size=(120, 40)) as pilot:
+        while app.curator is None:
+            await pilot.pause(0.05)
+        app.query_one("#count", Input).value = str(count)
+        app.query_one("#iterations", Input).value = str(iterations)
+        await pilot.pause(1.0)
+        real = app.sidebar.show_progress
+        app.sidebar.show_progress = lambda d, t, text="": (shown.append(d), real(d, t, text))
+        start = time.perf_counter()
+        await pilot.press("s")
+        await pilot.pause(0.05)
+        while app.job is not None:
+            await asyncio.sleep(0.05)
+        elapsed = time.perf_counter() - start
+        assert app.curator.state.selection is not None, "the TUI run did not finish"
+    return elapsed, len(shown)
+
+
+def _cli_select_seconds(album: Path, count: int, iterations: int) -> float:
+    from picksel.index import load_index
+    from picksel.select import run_selection
+
+    emb = load_index(album).embeddings
+    start = time.perf_counter()
+    run_selection(emb, method="fps", count=count, iterations=iterations, seed=3,
+                  progress=lambda done, total, message="": None)
+    return time.perf_counter() - start
+
+
+def bench_tui_selection(n: int, d: int, count: int, iterations: int) -> None:
+    """The same FPS selection in a headless TUI (worker thread, progress drawn) and
+    through ``run_selection`` as the CLI calls it, in this process, alternating."""
+    with tempfile.TemporaryDirectory() as tmp:
+        album = _synthetic_album(Path(tmp) / "album", n, d)
+        cli, tui, reports = [], [], 0
+        for _ in range(2):
+            cli.append(_cli_select_seconds(album, count, iterations))
+            t, reports = asyncio.run(_tui_select_seconds(album, count, iterations))
+            tui.append(t)
+    ratio = min(tui) / min(cli)
+    print(
+        f"selection in the TUI vs the CLI, FPS N={n:,} D={d} count={count} iterations={iterations}: "
+        f"TUI {min(tui):.2f} s ({reports} progress reports drawn)  CLI {min(cli):.2f} s  "
+        f"ratio {ratio:.2f} (best of 2 each; target <= {SELECT_RATIO_TARGET:g}) "
+        f"{_verdict(ratio <= SELECT_RATIO_TARGET)}"
+    )
+
+
 def main(quick: bool = False) -> None:
+    if quick:
+        bench_tui_selection(600, 64, 200, 5)
+    else:
+        bench_tui_selection(1844, 768, 1000, 20)
     n = 10_000 if quick else 100_000
     map_size = (120, 50)
     times = asyncio.run(_map_bench(n, map_size))

@@ -47,6 +47,7 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -59,6 +60,7 @@ MAX_EXACT = 2048
 """Above this many near-tied candidates (massively duplicated images) the exact
 re-check is skipped and the float32 argmax (lowest row) is used instead."""
 
+_PAIR_BLOCK = 1 << 18  # float64 products per block of exactly summed pairs (2 MB)
 _EXACT_BLOCK = 1 << 20  # float32 screen similarities per block of the exact re-check (4 MB)
 _SCREEN_WINDOW = 1e-3  # centres this close to a row's best float32 similarity are summed exactly
 
@@ -123,21 +125,36 @@ def exact_min_distance(emb: np.ndarray, rows: np.ndarray, chosen: np.ndarray) ->
     re-check, not the products, the cost of FPS there.
     """
     rows = np.asarray(rows, dtype=np.int64)
+    return 1.0 - exact_best_similarity(emb, rows, chosen, np.full(rows.size, -np.inf))
+
+
+def exact_best_similarity(
+    emb: np.ndarray, rows: np.ndarray, chosen: np.ndarray, floor: np.ndarray
+) -> np.ndarray:
+    """``max(floor, exact similarity of each row to its nearest row in chosen)`` (float64).
+
+    ``floor`` is a row's exact best similarity over centres seen before, so a running
+    maximum can take in new centres without summing the old ones again: only pairs whose
+    float32 screen reaches ``max(floor, best screen) - _SCREEN_WINDOW`` can raise it.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
     chosen = np.asarray(chosen, dtype=np.int64)
-    out = np.empty(rows.size, dtype=np.float64)
-    if chosen.size == 0:
-        out.fill(np.inf)
+    out = np.array(floor, dtype=np.float64, copy=True)
+    if chosen.size == 0 or rows.size == 0:
         return out
     b32 = emb[chosen]
-    step = max(1, _EXACT_BLOCK // max(1, chosen.size))
+    # Work buffers scale down with small matrices (peak memory is budgeted per matrix).
+    step = max(1, min(_EXACT_BLOCK, max(1 << 14, emb.size // 8)) // max(1, chosen.size))
     for s in range(0, rows.size, step):
         a32 = emb[rows[s : s + step]]
         screen = a32 @ b32.T
-        ri, ci = np.nonzero(screen >= screen.max(axis=1, keepdims=True) - _SCREEN_WINDOW)
-        sims = (a32[ri].astype(np.float64) * b32[ci].astype(np.float64)).sum(axis=-1)
-        best = np.full(a32.shape[0], -np.inf)
-        np.maximum.at(best, ri, sims)
-        out[s : s + step] = 1.0 - best
+        lim = np.maximum(screen.max(axis=1), out[s : s + step]) - _SCREEN_WINDOW
+        ri, ci = np.nonzero(screen >= lim[:, None])
+        part = out[s : s + step]
+        pairs = max(1, _PAIR_BLOCK // emb.shape[1])  # float64 temporaries stay small
+        for p in range(0, ri.size, pairs):
+            r, c = ri[p : p + pairs], ci[p : p + pairs]
+            np.maximum.at(part, r, (a32[r].astype(np.float64) * b32[c].astype(np.float64)).sum(axis=-1))
     return out
 
 
@@ -225,28 +242,58 @@ def fps_batched(
     starts = np.asarray(starts, dtype=np.int64)
     if starts.ndim == 1:
         starts = starts[:, None]
+    report = _step_reports(on_step, starts.shape[1], _run_length(emb.shape[0], starts.shape[1], count, excluded))
     with blas_threads_for(emb.shape[0] * emb.shape[1] * starts.shape[0]):
         copies = exact_copies(emb, excluded)
-        if copies is not None:
-            # Exact copies of a lower row can only be picked after everything else is
-            # as close as a copy is to its twin; masking them keeps the candidate sets
-            # free of ties (an album of many copies otherwise needs a pass per step).
-            # Checked afterwards: if a copy could have competed, run again unmasked.
-            mask, self_distance = copies
-            masked = mask if excluded is None else (mask | excluded)
-            picks = _fps_batched(emb, count, starts, masked, cancel, on_step)
-            if _copies_never_competed(emb, picks, starts.shape[1], count, excluded, self_distance):
-                return picks
-        return _fps_batched(emb, count, starts, excluded, cancel, on_step)
+        if copies is None:
+            return _fps_batched(emb, count, starts, excluded, cancel, report)
+        # Exact copies of a lower row can only be picked after everything else is as
+        # close as a copy is to its twin; masking them keeps the candidate sets free of
+        # ties (an album of many copies otherwise needs a pass per step). The runs are
+        # then checked: from the first pick that a copy could have competed with (or
+        # when the distinct rows run out), they go on unmasked from the picks so far.
+        masked = copies.mask if excluded is None else (copies.mask | excluded)
+        picks = _fps_batched(emb, count, starts, masked, cancel, report, copies.group)
+        s = starts.shape[1]
+        safe = _safe_prefix(emb, picks, s, copies.self_distance)
+        if safe == picks.shape[1] == _run_length(emb.shape[0], s, count, excluded):
+            return picks
+        return _fps_batched(emb, count, picks[:, :safe], excluded, cancel, report, copies.group)
+
+
+def _step_reports(
+    on_step: Callable[[int, int], None] | None, s: int, m: int
+) -> Callable[[int], None] | None:
+    """``on_step(done, total)`` in greedy steps of the final runs, from the internal
+    reports of how many picks (start rows included) each run has: never going back,
+    although a run resumed without the copies' mask re-does some steps."""
+    if on_step is None:
+        return None
+    done = 0
+
+    def report(picked: int) -> None:
+        nonlocal done
+        if picked - s > done:
+            done = min(picked - s, m - s)
+            on_step(done, m - s)
+
+    return report
 
 
 _HASH_SEED = 20261125
 
 
-def exact_copies(emb: np.ndarray, excluded: np.ndarray | None = None) -> tuple[np.ndarray, float] | None:
-    """Rows that are bit-for-bit copies of a lower available row, and the largest
-    distance a copy has from its twin (``1 - x.x`` in float64: not quite 0 for
-    float32 vectors), or None when there are none.
+@dataclass
+class Copies:
+    """Rows that are bit-for-bit copies of a lower available row."""
+
+    mask: np.ndarray  # bool (N,): every copy but the lowest row of its group
+    group: np.ndarray  # int64 (N,): the lowest row with the same vector (itself if none)
+    self_distance: float  # largest ``1 - x.x`` in float64 (not quite 0 for float32 rows)
+
+
+def exact_copies(emb: np.ndarray, excluded: np.ndarray | None = None) -> Copies | None:
+    """The exact copies among the available rows, or None when there are none.
 
     Copies are found by one float32 projection (identical rows project identically when
     BLAS runs them through the same kernel path; a copy it misses simply stays
@@ -264,7 +311,7 @@ def exact_copies(emb: np.ndarray, excluded: np.ndarray | None = None) -> tuple[n
     if cand.size == 0:
         return None
     same = np.zeros(cand.size, dtype=bool)
-    step = max(1, (1 << 21) // max(1, d))
+    step = max(1, min(1 << 21, max(1 << 14, emb.size // 16)) // max(1, d))  # small buffers
     for lo in range(0, cand.size, step):
         k = cand[lo : lo + step]
         same[lo : lo + step] = np.all(emb[order[k]] == emb[order[k + 1]], axis=1)
@@ -272,10 +319,18 @@ def exact_copies(emb: np.ndarray, excluded: np.ndarray | None = None) -> tuple[n
         return None
     mask = np.zeros(n, dtype=bool)
     mask[order[cand[same] + 1]] = True  # within a run of equal rows, all but the lowest
+    # The lowest row of each run of equal rows in ``order`` (runs are sorted by row).
+    follows = np.zeros(order.size, dtype=bool)
+    follows[cand[same] + 1] = True
+    head = np.maximum.accumulate(np.where(follows, 0, np.arange(order.size)))
+    group = np.arange(n, dtype=np.int64)
+    group[order] = order[head]
     twins = order[cand[same]]
-    x = emb[twins].astype(np.float64)
-    self_distance = float(np.max(1.0 - np.einsum("ij,ij->i", x, x)))
-    return mask, self_distance
+    self_distance = -np.inf
+    for lo in range(0, twins.size, step):  # in blocks: twins can be most of the matrix
+        x = emb[twins[lo : lo + step]].astype(np.float64)
+        self_distance = max(self_distance, float(np.max(1.0 - np.einsum("ij,ij->i", x, x))))
+    return Copies(mask, group, self_distance)
 
 
 def _run_length(n: int, s: int, count: int, excluded: np.ndarray | None) -> int:
@@ -285,25 +340,32 @@ def _run_length(n: int, s: int, count: int, excluded: np.ndarray | None) -> int:
     return max(s, min(count, available))
 
 
-def _copies_never_competed(
-    emb: np.ndarray, picks: np.ndarray, s: int, count: int, excluded: np.ndarray | None, self_distance: float
-) -> bool:
-    """Whether runs with exact copies masked picked what unmasked runs pick.
+def _safe_prefix(emb: np.ndarray, picks: np.ndarray, s: int, self_distance: float) -> int:
+    """How many leading picks every run with exact copies masked shares with the same
+    run unmasked.
 
-    They do when the runs are as long as unmasked ones would be and every greedy pick
-    was farther than any copy from its twin (by more than the float32 screen's
-    tolerance): then a copy was never among the farthest rows. Pick distances only
-    shrink along a run, so checking the last pick is enough."""
+    A copy ties exactly with its lowest twin (which wins the tie) until that twin is
+    picked, and is then ``self_distance`` from the picks. So a masked run picks what the
+    unmasked one picks as long as each greedy pick is farther than that by more than the
+    float32 screen's tolerance. Pick distances only shrink along a run, so each run's
+    first pick that is not is found by bisection."""
     k, m = picks.shape
-    if m != _run_length(emb.shape[0], s, count, excluded):
-        return False  # masking left too few rows: the unmasked run goes on with copies
-    if m == s:
-        return True  # no greedy step at all
+    limit = self_distance + 2 * TIE_TOL
+
+    def far(r: int, j: int) -> bool:
+        return bool(exact_min_distance(emb, picks[r, j : j + 1], picks[r, :j])[0] > limit)
+
+    safe = m
     for r in range(k):
-        last = exact_min_distance(emb, picks[r, -1:], picks[r, :-1])[0]
-        if not last > self_distance + 2 * TIE_TOL:
-            return False
-    return True
+        lo, hi = s, m  # picks before lo are far; the first close one is in [lo, hi]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if far(r, mid):
+                lo = mid + 1
+            else:
+                hi = mid
+        safe = min(safe, lo)
+    return safe
 
 
 SPLIT_ROWS = 16384
@@ -388,7 +450,8 @@ def _absorb(emb: np.ndarray, mins: np.ndarray, centres: np.ndarray) -> None:
     inverse = inverse.reshape(centres.shape)
     vecs = emb[uniq]
     per_row = max(uniq.size, inverse.size)  # float32s per matrix row: product, then gather
-    block = int(max(64, min(REFRESH_BLOCK, _REFRESH_BYTES // (4 * per_row))))
+    budget = min(_REFRESH_BYTES, max(1 << 16, emb.nbytes // 8))  # small matrices, small buffers
+    block = int(max(64, min(REFRESH_BLOCK, budget // (4 * per_row))))
 
     def part(lo: int, hi: int) -> None:
         for a in range(lo, hi, block):
@@ -407,7 +470,8 @@ def _fps_batched(
     starts: np.ndarray,
     excluded: np.ndarray | None,
     cancel: Callable[[], bool] | None,
-    on_step: Callable[[int, int], None] | None,
+    on_step: Callable[[int], None] | None,
+    group: np.ndarray | None = None,
 ) -> np.ndarray:
     """Lazy batched FPS: the full (K, N) minima are brought up to date only now and then.
 
@@ -435,12 +499,18 @@ def _fps_batched(
     for j in range(s):
         mins[rows_k, starts[:, j]] = -np.inf
 
+    available = n - (int(np.count_nonzero(excluded)) if excluded is not None else 0)
+    if _dense_from_start(n, available, _candidate_count(n, k), m - s):
+        _dense_steps(emb, picks, mins, s, cancel, on_step, group, excluded)
+        return picks
+
     t = _candidate_count(n, k)
     cand = np.zeros((k, t), dtype=np.int64)
     cand_dist = np.full((k, t), -np.inf, dtype=np.float32)
     cand_vecs = np.zeros((k, t, d), dtype=np.float32)
     bound = np.full(k, np.inf)  # forces a pass before the first greedy step
     absorbed = 0  # picks[:, :absorbed] are folded into mins
+    short_gaps = 0  # consecutive passes that came after fewer than DENSE_GAP steps
 
     def refresh(upto: int) -> None:
         nonlocal absorbed
@@ -457,7 +527,6 @@ def _fps_batched(
             cand_dist[r] = mins[r, cand[r]]
             np.take(emb, cand[r], axis=0, out=cand_vecs[r])
 
-    total = m - s
     sims = np.empty((k, t, 1), dtype=np.float32)
     for step in range(s, m):
         if cancel is not None and cancel():
@@ -465,6 +534,19 @@ def _fps_batched(
         best = cand_dist.max(axis=1)
         sure = (best > -np.inf) & (best >= bound + TIE_TOL)
         if not sure.all():
+            short_gaps = short_gaps + 1 if step - absorbed < DENSE_GAP else 0
+            if short_gaps >= DENSE_AFTER:
+                # Passes every step or two: the candidate sets no longer pay for
+                # themselves (copies competing, count near the distinct images).
+                # Plain batched updates from here on; same picks.
+                del cand_vecs
+                mins[:] = np.inf
+                if excluded is not None:
+                    mins[:, excluded] = -np.inf
+                for j in range(step):
+                    mins[rows_k, picks[:, j]] = -np.inf
+                _dense_steps(emb, picks, mins, step, cancel, on_step, group, excluded)
+                return picks
             refresh(step)
             best = cand_dist.max(axis=1)
             sure = (best > -np.inf) & (best >= bound + TIE_TOL)
@@ -485,5 +567,168 @@ def _fps_batched(
         np.minimum(cand_dist, sims[:, :, 0], out=cand_dist)
         cand_dist[cand == nxt[:, None]] = -np.inf
         if on_step is not None:
-            on_step(step - s + 1, total)
+            on_step(step + 1)
     return picks
+
+
+DENSE_GAP = 3
+"""A pass over the matrix this few steps after the previous one counts as a short gap."""
+DENSE_AFTER = 3
+"""After this many short gaps in a row, the lazy runs switch to plain batched updates."""
+DENSE_ROWS = 4
+"""Runs go plain batched from the start when the candidates or the greedy steps would
+cover more than 1/DENSE_ROWS of the rows: a pass then costs about as much as a plain
+step, and runs that pick a large share of the album pass nearly every step."""
+
+
+def _dense_from_start(n: int, available: int, t: int, steps: int) -> bool:
+    """Also when few rows are left to pick from (exact copies masked, most rows
+    excluded): the plain steps then run over a copy of just those rows, where every lazy
+    pass would read the whole matrix."""
+    if DENSE_ROWS <= 0:
+        return False
+    return max(t, steps) * DENSE_ROWS >= available or available * DENSE_ROWS <= n
+
+
+def _dense_steps(
+    emb: np.ndarray,
+    picks: np.ndarray,
+    mins: np.ndarray,
+    start: int,
+    cancel: Callable[[], bool] | None,
+    on_step: Callable[[int], None] | None,
+    group: np.ndarray | None = None,
+    excluded: np.ndarray | None = None,
+) -> None:
+    """Plain farthest-first steps for all runs at once, from ``picks[:, :start]`` to the
+    end of ``picks``: one (K, D) x (D, N) product per step. ``mins`` holds -inf for the
+    rows excluded or picked so far and +inf elsewhere; the picks so far are taken in
+    first, one product each, to learn each row's nearest pick (see ``_tied_distances``).
+
+    Why: when the lazy runs would pass over the matrix every step anyway (small albums,
+    counts near the number of distinct images), this is the same work without the
+    candidate bookkeeping. Near-ties are decided exactly as in :func:`choose_next`, but
+    from each row's nearest pick when it is clear of the others, so a step where a
+    thousand copies tie costs a few float64 sums, not a thousand x picks. ``group`` maps
+    each row to the lowest row with the same vector (exact copies share one value).
+    """
+    with _controller().limit(limits=1, user_api="blas"):
+        _dense_loop(emb, picks, mins, start, cancel, on_step, group, excluded)
+
+
+def _dense_product(emb: np.ndarray, rows: np.ndarray, centres: np.ndarray, out: np.ndarray) -> None:
+    """``out = emb[centres] @ rows.T``, in two threads over row blocks when it is large
+    enough to pay for them (BLAS itself is held to one thread by the caller)."""
+    vecs = emb[centres]
+    n, d = rows.shape
+    if n * d * centres.size < SMALL_BLAS / 8 or n < 2 * SPLIT_BLOCK:
+        np.matmul(vecs, rows.T, out=out)
+        return
+    half = (n // 2 + 63) // 64 * 64
+
+    def part(lo: int, hi: int) -> None:
+        np.matmul(vecs, rows[lo:hi].T, out=out[:, lo:hi])
+
+    other = _helper().submit(part, half, n)
+    part(0, half)
+    other.result()
+
+
+@functools.cache
+def _helper():  # noqa: ANN202 - concurrent.futures.ThreadPoolExecutor
+    """One helper thread for the plain batched steps' products, kept for the process:
+    starting a thread per step cost ~1 ms on a busy machine, a quarter of a step."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="picksel-fps")
+
+
+def _dense_loop(
+    emb: np.ndarray,
+    picks: np.ndarray,
+    mins: np.ndarray,
+    start: int,
+    cancel: Callable[[], bool] | None,
+    on_step: Callable[[int], None] | None,
+    group: np.ndarray | None,
+    excluded: np.ndarray | None,
+) -> None:
+    k = mins.shape[0]
+    m = picks.shape[1]
+    rows_k = np.arange(k)
+    # Few rows left to pick from (exact copies masked, most of the album excluded): the
+    # products run over a copy of just those rows (at most 1/DENSE_ROWS of the matrix).
+    keep = None if excluded is None else np.flatnonzero(~excluded)
+    if keep is not None and keep.size * DENSE_ROWS <= emb.shape[0]:
+        sub, mins = emb[keep], mins[:, keep]
+    else:
+        keep, sub = None, emb
+    n = sub.shape[0]
+    sims = np.empty((k, n), dtype=np.float32)
+    # Which pick is each row's nearest and the float32 distance to its second nearest:
+    # when that is farther by more than the screen window, the exact distance is one
+    # float64 dot product with the nearest.
+    nearest = np.zeros((k, n), dtype=np.int32)
+    second = np.full((k, n), np.inf, dtype=np.float32)
+
+    def take_in(col: int) -> None:
+        _dense_product(emb, sub, picks[:, col], sims)
+        np.subtract(1.0, sims, out=sims)
+        np.putmask(nearest, sims < mins, col)
+        np.minimum(second, np.maximum(mins, sims), out=second)
+        np.minimum(mins, sims, out=mins)
+
+    for col in range(start):
+        take_in(col)
+    for step in range(start, m):
+        if cancel is not None and cancel():
+            raise Cancelled()
+        nxt = np.argmax(mins, axis=1)
+        best = mins[rows_k, nxt]
+        lows = (best - TIE_TOL)[:, None]
+        near = np.count_nonzero(mins >= lows, axis=1)
+        for r in np.flatnonzero((near > 1) & (near <= MAX_EXACT)):
+            tied = np.flatnonzero(mins[r] >= lows[r])
+            rows = tied if keep is None else keep[tied]
+            gap = second[r, tied] - mins[r, tied]
+            dist = _tied_distances(emb, rows, picks[r, :step], nearest[r, tied], gap, group)
+            nxt[r] = tied[int(np.argmax(dist))]
+        mins[rows_k, nxt] = -np.inf
+        picks[:, step] = nxt if keep is None else keep[nxt]
+        take_in(step)
+        if on_step is not None:
+            on_step(step + 1)
+
+
+def _tied_distances(
+    emb: np.ndarray,
+    tied: np.ndarray,
+    chosen: np.ndarray,
+    nearest: np.ndarray,
+    gap: np.ndarray,
+    group: np.ndarray | None,
+) -> np.ndarray:
+    """Exact distances of ``tied`` rows to ``chosen`` (as :func:`exact_min_distance`),
+    given each row's nearest pick (a column of ``chosen``) and the float32 gap from its
+    nearest to its second nearest pick.
+
+    A row whose nearest pick is clear of the others is one float64 dot product; exact
+    copies share one value (the first tied row of each group is computed); the rest go
+    through :func:`exact_min_distance`."""
+    if group is None:
+        first, back = np.arange(tied.size), np.arange(tied.size)
+    else:
+        _, first, back = np.unique(group[tied], return_index=True, return_inverse=True)
+    stand = tied[first]
+    # Clear when no other pick's float32 distance can hide an exactly nearer one: twice
+    # the screen's error bound (6e-8 x D) and the rounding of ``1 - s``, with room.
+    margin = min(_SCREEN_WINDOW, 3 * 6e-8 * emb.shape[1] + 1e-6)
+    clear = gap[first] > margin
+    out = np.empty(stand.size, dtype=np.float64)
+    a = stand[clear]
+    if a.size:
+        b = chosen[nearest[first][clear]]
+        out[clear] = 1.0 - (emb[a].astype(np.float64) * emb[b].astype(np.float64)).sum(axis=-1)
+    if not clear.all():
+        out[~clear] = exact_min_distance(emb, stand[~clear], chosen)
+    return out[back]

@@ -183,9 +183,11 @@ def run_selection(
     """Run ``iterations`` FPS or K-Means picks of ``count`` images and count the votes.
 
     ``excluded`` / ``pinned`` are boolean masks over rows (or sequences of row numbers).
-    ``progress(i, iterations, "Iteration i/iterations")`` is called once per iteration,
-    in order; ``cancel()`` is checked before every FPS step and every K-Means Lloyd pass
-    and raises :class:`~picksel.errors.Cancelled` (nothing is returned or written then).
+    ``progress(done, total, message)`` is called in order as the work advances: K-Means
+    once per iteration (``"Iteration i/iterations"``), FPS, whose iterations advance
+    together, in work units (greedy steps x iterations) at every thousandth. ``cancel()``
+    is checked before every FPS step and every K-Means Lloyd pass and raises
+    :class:`~picksel.errors.Cancelled` (nothing is returned or written then).
     """
     if method not in METHODS:
         raise UsageError(f"method must be one of {', '.join(METHODS)} (got {method!r})")
@@ -244,42 +246,52 @@ def run_selection(
 def _run_fps(emb, count, children, excl, avail_rows, pins, report, stop) -> list[np.ndarray]:
     """Batched FPS in chunks of at most FPS_BATCH iterations.
 
-    All iterations of a chunk finish together, so progress is reported as the share of
-    greedy steps done, mapped onto iteration numbers: monotonic, each "Iteration i/K"
-    exactly once, ending at K/K.
+    All iterations of a chunk advance together, so progress is counted in work units
+    (greedy steps x iterations), reported each time another thousandth is done:
+    monotonic, even with the work, ending at total/total.
     """
     unit = as_unit_float32(emb)
     total = len(children)
     mask = excl if excl.any() else None
+    steps = max(1, count - max(1, pins.size))  # greedy steps after the start row(s)
+    units = steps * total
+    progress = _Progress(report, units, total)
     if pins.size:
         # Pins are the start set of every iteration, so every iteration is the same
         # deterministic traversal: compute it once, report every iteration.
-        row = fps_batched(unit, count, pins[None, :], excluded=mask, cancel=stop)[0]
-        for i in range(1, total + 1):
-            report(i, total, f"Iteration {i}/{total}")
+        row = fps_batched(unit, count, pins[None, :], excluded=mask, cancel=stop,
+                          on_step=lambda done, _steps: progress(done * total))[0]
+        progress(units)
         return [row] * total
     starts = np.array(
         [avail_rows[np.random.default_rng(c).integers(avail_rows.size)] for c in children],
         dtype=np.int64,
     )
     picks: list[np.ndarray] = []
-    reported = 0
     for lo in range(0, total, FPS_BATCH):
         hi = min(total, lo + FPS_BATCH)
 
-        def on_step(done: int, steps: int, lo: int = lo, hi: int = hi) -> None:
-            nonlocal reported
-            reached = lo + ((hi - lo) * done) // max(1, steps)
-            while reported < reached:
-                reported += 1
-                report(reported, total, f"Iteration {reported}/{total}")
+        def on_step(done: int, _steps: int, lo: int = lo, hi: int = hi) -> None:
+            progress(lo * steps + done * (hi - lo))
 
-        chunk = fps_batched(unit, count, starts[lo:hi], excluded=mask, cancel=stop, on_step=on_step)
-        picks.extend(chunk)
-        while reported < hi:
-            reported += 1
-            report(reported, total, f"Iteration {reported}/{total}")
+        picks.extend(fps_batched(unit, count, starts[lo:hi], excluded=mask, cancel=stop, on_step=on_step))
+        progress(hi * steps)
     return picks
+
+
+class _Progress:
+    """``report(done, units, message)`` whenever another thousandth of the units is done."""
+
+    def __init__(self, report, units: int, iterations: int) -> None:
+        self.report, self.units, self.iterations = report, units, iterations
+        self.shown = -1
+
+    def __call__(self, done: int) -> None:
+        done = min(done, self.units)
+        mille = done * 1000 // self.units
+        if mille > self.shown:
+            self.shown = mille
+            self.report(done, self.units, f"{mille / 10:g}% of {self.iterations} iterations")
 
 
 def _run_kmeans(emb, count, children, pca_rng, avail_rows, pins, report, stop) -> list[np.ndarray]:

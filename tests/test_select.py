@@ -120,19 +120,41 @@ def test_different_seeds_vary(method: str) -> None:
     assert not np.array_equal(a.votes, b.votes)
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_progress_is_one_call_per_iteration_in_order(method: str, monkeypatch) -> None:
-    monkeypatch.setattr(sel, "FPS_BATCH", 3)  # several FPS chunks
+def test_kmeans_progress_is_one_call_per_iteration_in_order() -> None:
     calls: list[tuple[int, int, str]] = []
     run_selection(
         clustered_rows(200, 8, 5),
-        method=method,
+        method="kmeans",
         count=6,
         iterations=7,
         seed=0,
         progress=lambda d, t, m: calls.append((d, t, m)),
     )
     assert calls == [(i, 7, f"Iteration {i}/7") for i in range(1, 8)]
+
+
+@pytest.mark.parametrize("pinned", [None, [3, 50]])
+def test_fps_progress_moves_evenly_in_work_units(monkeypatch, pinned) -> None:
+    # All iterations of a chunk advance together, so progress counts greedy steps x
+    # iterations: every step of every chunk moves it, in order, to total/total.
+    monkeypatch.setattr(sel, "FPS_BATCH", 3)  # several FPS chunks
+    calls: list[tuple[int, int, str]] = []
+    run_selection(
+        clustered_rows(200, 8, 5),
+        method="fps",
+        count=6,
+        iterations=7,
+        seed=0,
+        pinned=pinned,
+        progress=lambda d, t, m: calls.append((d, t, m)),
+    )
+    total = (6 - len(pinned or [0])) * 7  # greedy steps after the start row(s) x iterations
+    assert {t for _, t, _ in calls} == {total}
+    done = [d for d, _, _ in calls]
+    assert done == sorted(set(done)) and done[-1] == total
+    if not pinned:
+        assert len(done) == 5 * 3  # one report per greedy step of each of the 3 chunks
+    assert calls[-1][2] == "100% of 7 iterations"
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -220,13 +220,14 @@ def test_exact_copies_finds_copies_of_available_rows_only() -> None:
     emb[41] = emb[7] + np.float32(1e-7)  # nearly, not exactly, a copy: never masked
     got = fps.exact_copies(emb)
     assert got is not None
-    mask, self_distance = got
-    assert np.flatnonzero(mask).tolist() == [10, 20, 30, 40, 45]
-    assert abs(self_distance) < 1e-6
+    assert np.flatnonzero(got.mask).tolist() == [10, 20, 30, 40, 45]
+    assert got.group[[3, 10, 30, 45, 7, 20, 40, 41, 0]].tolist() == [3, 3, 3, 3, 7, 7, 7, 41, 0]
+    assert abs(got.self_distance) < 1e-6
     excluded = np.zeros(50, bool)
     excluded[3] = True  # the first of a group excluded: the next copy becomes the one kept
-    mask, _ = fps.exact_copies(emb, excluded)
-    assert np.flatnonzero(mask).tolist() == [20, 30, 40, 45]
+    got = fps.exact_copies(emb, excluded)
+    assert np.flatnonzero(got.mask).tolist() == [20, 30, 40, 45]
+    assert got.group[[10, 30, 45]].tolist() == [10, 10, 10]
     assert fps.exact_copies(unit_rows(50, 6, seed=22)) is None
 
 
@@ -258,7 +259,10 @@ def fps_cases(draw):
     if draw(st.booleans()):  # coarse grid: duplicates and exact ties everywhere
         emb = np.round(emb)
         emb[np.all(emb == 0, axis=1), 0] = 1.0
-    emb = as_unit_float32(emb)
+    distinct = draw(st.integers(1, n))
+    if distinct < n and draw(st.booleans()):  # exact copies, scattered: few distinct rows
+        emb = emb[rng.integers(distinct, size=n)]
+    emb = np.ascontiguousarray(as_unit_float32(emb))
     excluded = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
     free = np.flatnonzero(~excluded)
     if free.size == 0:
@@ -270,14 +274,68 @@ def fps_cases(draw):
     return emb, excluded, starts, draw(st.integers(1, n + 2)), draw(st.integers(1, n))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=fps_cases())
-def test_batched_equals_reference_property(monkeypatch, case) -> None:
+# How the runs are advanced: lazy only; plain batched steps from the start; lazy, then
+# plain batched steps from the first pass that comes soon after another.
+STRATEGIES = {
+    "lazy": {"DENSE_ROWS": 0, "DENSE_AFTER": 10**9},
+    "dense": {"DENSE_ROWS": 10**9},
+    "switch": {"DENSE_ROWS": 0, "DENSE_AFTER": 1, "DENSE_GAP": 2},
+}
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=fps_cases(), strategy=st.sampled_from(sorted(STRATEGIES)))
+def test_batched_equals_reference_property(monkeypatch, case, strategy) -> None:
     # Whatever the candidate count (1 = a pass almost every step, n = never a second
-    # pass), the lazy batched runs pick exactly what the plain loop picks.
+    # pass) and the way the runs advance, the batched runs pick exactly what the plain
+    # loop picks, also with more picks than distinct rows.
     emb, excluded, starts, count, candidates = case
     monkeypatch.setattr(fps, "CANDIDATES", candidates)
+    for name, value in STRATEGIES[strategy].items():
+        monkeypatch.setattr(fps, name, value)
     mask = excluded if excluded.any() else None
     got = fps_batched(emb, count, starts, excluded=mask)
     for k, pins in enumerate(starts):
         assert got[k].tolist() == fps_reference(emb, count, pins, excluded=mask).tolist()
+
+
+def _spy_dense(monkeypatch) -> list[int]:
+    starts_at: list[int] = []
+    real = fps._dense_steps
+    monkeypatch.setattr(fps, "_dense_steps", lambda emb, picks, mins, start, *a: (
+        starts_at.append(start), real(emb, picks, mins, start, *a))[1])
+    return starts_at
+
+
+@pytest.mark.parametrize("distinct", [10, 60])
+def test_more_picks_than_distinct_rows_switches_to_plain_steps(monkeypatch, distinct: int) -> None:
+    # 2,000 rows holding `distinct` vectors, count 80: the masked runs run out of
+    # distinct rows, go on unmasked from their common prefix, and the lazy passes would
+    # come every step, so the runs switch to plain batched steps. Same picks as the loop.
+    # (Below MAX_EXACT rows: with more near-ties than that, both sides fall back to a
+    # float32 argmax, which depends on how BLAS rounded each product.)
+    rng = np.random.default_rng(distinct)
+    base = clustered_rows(distinct, 24, 4, seed=distinct)
+    emb = np.ascontiguousarray(base[rng.integers(distinct, size=2000)])
+    starts = rng.integers(2000, size=4)
+    monkeypatch.setattr(fps, "DENSE_ROWS", 0)  # start lazy, whatever the album size
+    dense = _spy_dense(monkeypatch)
+    got = fps_batched(emb, 80, starts)
+    assert dense, "the runs never switched to plain batched steps"
+    for k, s0 in enumerate(starts):
+        assert got[k].tolist() == fps_reference(emb, 80, int(s0)).tolist()
+
+
+def test_small_album_large_count_runs_plain_steps_and_matches(monkeypatch) -> None:
+    # Count near the album size: candidate sets would cover most rows, so the runs are
+    # plain batched steps from the start, near-ties decided exactly from each row's
+    # nearest pick (clustered rows: many ties late in the runs).
+    emb = clustered_rows(400, 32, 6, seed=31, spread=0.05)
+    excluded = np.zeros(400, bool)
+    excluded[::11] = True
+    starts = np.array([[0, 399], [5, 6], [200, 17]])
+    dense = _spy_dense(monkeypatch)
+    got = fps_batched(emb, 300, starts, excluded=excluded)
+    assert dense == [2]  # from the start rows on
+    for k, pins in enumerate(starts):
+        assert got[k].tolist() == fps_reference(emb, 300, pins, excluded=excluded).tolist()

@@ -19,6 +19,8 @@ def albums(draw):
     if draw(st.booleans()):  # duplicates and ties
         emb = np.round(emb)
         emb[np.all(emb == 0, axis=1), 0] = 1.0
+    if draw(st.booleans()):  # exact copies of a few rows: counts beyond the distinct rows
+        emb = emb[rng.integers(draw(st.integers(1, n)), size=n)]
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     excluded = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool)
     if excluded.all():

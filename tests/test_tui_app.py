@@ -110,6 +110,33 @@ async def test_progress_bar_advances_and_escape_cancels(album: Path, monkeypatch
         assert "Cancelled" in str(app.query_one("#progress-label", Static).render())
 
 
+async def test_progress_messages_are_throttled_and_the_last_one_arrives(album: Path, monkeypatch) -> None:
+    """A selection reporting every step (FPS counts steps x iterations) must not flood
+    the UI thread with messages: each one is a layout and redraw the worker waits for."""
+    import picksel.select as select_mod
+
+    shown: list[tuple[int, int, str]] = []
+    units = 20_000
+
+    def chatty_selection(embeddings, *, method, count, iterations, seed=None, excluded=None,
+                         pinned=None, progress=None, cancel=None):
+        for done in range(1, units + 1):
+            progress(done, units, f"{done * 100 // units}% of {iterations} iterations")
+        raise Cancelled()
+
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        real = app.sidebar.show_progress
+        monkeypatch.setattr(app.sidebar, "show_progress",
+                            lambda d, t, text="": (shown.append((d, t, text)), real(d, t, text)))
+        monkeypatch.setattr(select_mod, "run_selection", chatty_selection)
+        await pilot.press("s")
+        await settle(app, pilot)
+    assert shown and len(shown) < units // 20
+    assert shown[-1] == (units, units, "100% of 20 iterations")
+
+
 async def test_exclude_by_key_toggles_and_persists(album: Path) -> None:
     app = make_app(album)
     async with app.run_test(size=SIZE) as pilot:

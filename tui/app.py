@@ -18,6 +18,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -628,10 +629,19 @@ class PickselApp(App[int]):
         self.sidebar.set_running(True)
         self.run_selection(job)
 
+    PROGRESS_EVERY = 0.25
+    """Seconds between progress messages from the selection worker: each one makes the
+    UI thread lay out and redraw, which the worker then waits for (the GIL)."""
+
     @work(thread=True, exclusive=True, group="select")
     def run_selection(self, job) -> None:
+        last = [-1.0]
+
         def progress(done: int, total: int, message: str = "") -> None:
-            self.post_message(SelectionProgress(done, total, message))
+            now = time.monotonic()
+            if now - last[0] >= self.PROGRESS_EVERY or done >= total:
+                last[0] = now
+                self.post_message(SelectionProgress(done, total, message))
 
         try:
             result = job.run(progress)
@@ -647,7 +657,7 @@ class PickselApp(App[int]):
     @on(SelectionProgress)
     def _selection_progress(self, msg: SelectionProgress) -> None:
         if self.job is not None:
-            self.sidebar.show_progress(msg.done, msg.total)
+            self.sidebar.show_progress(msg.done, msg.total, msg.text)
 
     @on(SelectionFinished)
     def _selection_finished(self, msg: SelectionFinished) -> None:
