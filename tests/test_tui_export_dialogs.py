@@ -206,3 +206,27 @@ async def test_inventory_format_radio_shows_which_is_chosen(album: Path) -> None
         await pilot.pause()
         assert "●" in str(csv.render()) and "○" in str(tsv.render())
         assert app.screen.query_one("#inv-path", Input).value.endswith(".csv")
+
+
+async def test_the_hint_says_what_the_next_enter_does(album: Path, tmp_path: Path) -> None:
+    """The first enter reviews and the second copies: the border hint says which one is next
+    (issue 9: it said "enter: review" while the next enter copied)."""
+    from picksel.tui.screens.export import HINT_COPY, HINT_REVIEW
+
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await select_all(app, pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        box = app.screen.query_one(".export-dialog")
+        assert box.border_subtitle == HINT_REVIEW
+        app.screen.query_one("#dest", Input).value = str(tmp_path / "fresh")
+        app.screen.query_one("#dest", Input).focus()
+        await pilot.press("enter")  # review
+        await pilot.pause()
+        assert box.border_subtitle == HINT_COPY
+        assert not (tmp_path / "fresh").exists()  # reviewing copied nothing
+        app.screen.query_one("#dest", Input).value = str(tmp_path / "other")
+        await pilot.pause()
+        assert box.border_subtitle == HINT_REVIEW  # a new folder is reviewed anew

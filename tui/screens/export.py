@@ -74,6 +74,10 @@ def nearest_existing_dir(path: Path) -> Path:
 
 HIDDEN_NOTE = "The tree hides folders whose name starts with '.'; type such a path in the field above."
 
+HINT_REVIEW = "enter: review (copies nothing) · tab: folders · escape: close"
+HINT_COPY = "enter again: copy · edit the folder to review anew · escape: close"
+HINT_CHOOSE = "choose: add to them · move them aside · another folder · escape: close"
+
 
 def plan_summary(items, dest: Path, survey=None, left_out: Collection[str] = ()) -> tuple[Text, int]:
     """The confirmation line plus notes; returns (text, images that will be copied).
@@ -163,7 +167,7 @@ class ExportScreen(ModalScreen[object]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog export-dialog") as box:
             box.border_title = f"Export {len(self.rels)} images"
-            box.border_subtitle = "enter: review · tab: folders · escape: close"
+            box.border_subtitle = HINT_REVIEW
             yield Static("Destination folder (typed, or picked below; created if missing):")
             yield Input(self.initial, id="dest", placeholder="/path/to/folder")
             yield FolderTree(nearest_existing_dir(Path(self.initial).expanduser()), id="tree")
@@ -234,9 +238,14 @@ class ExportScreen(ModalScreen[object]):
         else:
             self.action_close()
 
+    def _hint(self, text: str) -> None:
+        """The border hint says what the next enter does: review first, then copy."""
+        self.query_one(".export-dialog").border_subtitle = text
+
     def _show_choices(self, show: bool) -> None:
         """Copy, or the three choices for a folder holding images outside this selection."""
         self._needs_choice = show
+        self._hint(HINT_CHOOSE if show else HINT_REVIEW)
         self.query_one("#copy", Button).display = not show
         self.query_one("#plan", Button).display = not show  # "Other folder" reviews anew
         for bid in ("merge", "replace", "other"):
@@ -282,6 +291,7 @@ class ExportScreen(ModalScreen[object]):
         copy_button.disabled = n_copy == 0
         if n_copy:
             copy_button.focus()
+            self._hint(HINT_COPY)
 
     def start_copy(self, others: str | None = None) -> None:
         if self._copying or self._planned_for is None:
