@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from picksel.filemode import chmod_like_new_file
+from picksel.saferead import FileTooLarge, NotRegularFile, read_regular_file
 
 MANIFEST_NAME = ".picksel-export.json"
 MANIFEST_VERSION = 1
@@ -46,22 +46,17 @@ def now_iso() -> str:
 
 def _read_bytes(path: Path) -> bytes | None:
     """The file's bytes, or None when it does not exist; ValueError when it is not a
-    small regular file."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    small regular file (DEST is not ours: a link there is never followed)."""
     try:
-        fd = os.open(path, flags)
+        return read_regular_file(path, MAX_BYTES, follow_symlinks=False)
     except FileNotFoundError:
         return None
+    except NotRegularFile as e:
+        raise ValueError("is not a regular file") from e
+    except FileTooLarge as e:
+        raise ValueError(f"is larger than {MAX_BYTES >> 20} MB") from e
     except OSError as e:
         raise ValueError(f"cannot be opened ({(e.strerror or str(e)).lower()})") from e
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("is not a regular file")
-        data = fh.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise ValueError(f"is larger than {MAX_BYTES >> 20} MB")
-    return data
 
 
 def read_manifest(dest: Path) -> Manifest:

@@ -37,11 +37,17 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_regular_file(path: Path, limit: int = MAX_STATE_BYTES) -> bytes:
-    """The bytes of ``path`` when it is (or links to) a regular file of at most ``limit``
-    bytes; FileNotFoundError, NotRegularFile, FileTooLarge or another OSError otherwise.
+def read_regular_file(
+    path: Path, limit: int = MAX_STATE_BYTES, *, follow_symlinks: bool = True
+) -> bytes:
+    """The bytes of ``path`` when it is (or, with ``follow_symlinks``, links to) a regular
+    file of at most ``limit`` bytes; FileNotFoundError, NotRegularFile, FileTooLarge or
+    another OSError otherwise (a symlink with ``follow_symlinks=False`` is ELOOP).
     Never blocks on a FIFO and never reads more than ``limit + 1`` bytes."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
