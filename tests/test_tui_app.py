@@ -8,10 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from textual.widgets import Input, Static
-from tui_app_helpers import index_album, saved_state, set_field, settle, wait_until
+from tui_app_helpers import (
+    index_album,
+    make_app,
+    run_selection,
+    saved_state,
+    set_field,
+    settle,
+    wait_until,
+)
 
 from picksel.errors import Cancelled
-from picksel.tui.app import PickselApp
 from picksel.tui.screens.confirm import ConfirmScreen
 from picksel.tui.screens.export import ExportScreen
 from picksel.tui.screens.help import HelpScreen
@@ -28,20 +35,8 @@ def album(small_album: Path) -> Path:
     return index_album(small_album)
 
 
-def make_app(album: Path, **kw) -> PickselApp:
-    return PickselApp(album, graphics="text", seed=kw.pop("seed", 3), compute_umap=False, **kw)
-
-
 def status(app) -> str:
     return str(app.query_one("#status", Static).render())
-
-
-async def run_selection(app, pilot, count: int = 5, iterations: int = 10) -> None:
-    set_field(app, "count", str(count))
-    set_field(app, "iterations", str(iterations))
-    await pilot.pause()
-    await pilot.press("s")
-    await settle(app, pilot)
 
 
 async def test_opens_with_title_counts_and_map(album: Path) -> None:

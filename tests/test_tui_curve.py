@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from textual.widgets import Input, ProgressBar, Static
-from tui_app_helpers import index_album, saved_state, settle
+from tui_app_helpers import index_album, make_app, saved_state, settle
 
 from picksel.curve import CURVE_FILENAME, covering_curve
-from picksel.tui.app import PickselApp
 from picksel.tui.screens.curve import CurveScreen
 
 SIZE = (120, 40)
@@ -19,10 +18,6 @@ SIZE = (120, 40)
 @pytest.fixture
 def album(small_album: Path) -> Path:
     return index_album(small_album)
-
-
-def make_app(album: Path) -> PickselApp:
-    return PickselApp(album, graphics="text", seed=3, compute_umap=False)
 
 
 async def curve_done(app, pilot) -> CurveScreen:

@@ -11,12 +11,11 @@ from types import SimpleNamespace
 
 import pytest
 from textual.widgets import Button, Input, Static
-from tui_app_helpers import index_album, settle
+from tui_app_helpers import index_album, make_app, settle
 
 from picksel.export import export_images
 from picksel.export_manifest import MANIFEST_NAME
 from picksel.scan import is_image_name
-from picksel.tui.app import PickselApp
 from picksel.tui.screens.export import HIDDEN_NOTE, ExportScreen
 from picksel.tui.screens.inventory import InventoryScreen
 
@@ -28,10 +27,6 @@ CJK = "写真" * 41  # 82 characters, 246 bytes
 def album(small_album: Path) -> Path:
     shutil.copyfile(small_album / "photos" / "01.png", small_album / "photos" / f"{CJK}.png")
     return index_album(small_album)
-
-
-def make_app(album: Path) -> PickselApp:
-    return PickselApp(album, graphics="text", seed=3, compute_umap=False)
 
 
 def summary(app) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from textual import events
 from textual.widgets import Button, Input
-from tui_app_helpers import index_album, saved_state, set_field, settle
+from tui_app_helpers import index_album, make_app, run_selection, saved_state, set_field, settle
 
 from picksel import state as st
 from picksel.tui.app import PickselApp
@@ -30,21 +30,9 @@ def album(small_album: Path) -> Path:
     return index_album(small_album)
 
 
-def make_app(album: Path, **kw) -> PickselApp:
-    return PickselApp(album, graphics="text", seed=kw.pop("seed", 3), compute_umap=False, **kw)
-
-
 def label(app, selector: str) -> str:
     widget = app.query_one(selector)
     return str(widget.label if isinstance(widget, Button) else widget.render())
-
-
-async def run_selection(app, pilot, count: int = 6, iterations: int = 10) -> None:
-    set_field(app, "count", str(count))
-    set_field(app, "iterations", str(iterations))
-    await pilot.pause()
-    await pilot.press("s")
-    await settle(app, pilot)
 
 
 def assert_in_step(app) -> None:

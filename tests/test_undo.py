@@ -13,12 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 from textual.widgets import Static
-from tui_app_helpers import index_album, saved_state, set_field, settle
+from tui_app_helpers import index_album, make_app, run_selection, saved_state, set_field, settle
 
 from picksel import undo
 from picksel.state import AlbumState, SavedSelection, load_state
 from picksel.statelock import edit_state
-from picksel.tui.app import PickselApp
 from picksel.tui.screens.confirm import ConfirmScreen
 
 SIZE = (120, 40)
@@ -140,20 +139,8 @@ def test_picksel_undo_walks_back_through_select_favorites_pin_and_exclude(album:
 # ---------------------------------------------------------------- the curator
 
 
-def make_app(album: Path) -> PickselApp:
-    return PickselApp(album, graphics="text", seed=3, compute_umap=False)
-
-
 def notes(app) -> list[str]:
     return [n.message for n in app._notifications]
-
-
-async def run_selection(app, pilot, count: int = 5, iterations: int = 10) -> None:
-    set_field(app, "count", str(count))
-    set_field(app, "iterations", str(iterations))
-    await pilot.pause()
-    await pilot.press("s")
-    await settle(app, pilot)
 
 
 async def test_u_undoes_x_even_after_a_restart(album: Path) -> None:

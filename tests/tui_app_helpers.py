@@ -6,6 +6,7 @@ import contextlib
 from pathlib import Path
 
 from picksel.state import load_state
+from picksel.tui.app import PickselApp
 
 
 def index_album(album: Path) -> Path:
@@ -53,3 +54,17 @@ async def wait_until(pilot, predicate, rounds: int = 100) -> bool:
             return True
         await pilot.pause(0.02)
     return bool(predicate())
+
+
+def make_app(album: Path, **kw) -> PickselApp:
+    """The app as the Pilot tests drive it: text graphics, a fixed seed, the cached PCA map."""
+    return PickselApp(album, graphics="text", seed=kw.pop("seed", 3), compute_umap=False, **kw)
+
+
+async def run_selection(app, pilot, count: int = 5, iterations: int = 10) -> None:
+    """Type count and iterations into the sidebar and press s, as a user would."""
+    set_field(app, "count", str(count))
+    set_field(app, "iterations", str(iterations))
+    await pilot.pause()
+    await pilot.press("s")
+    await settle(app, pilot)
