@@ -433,6 +433,42 @@ def _plan(
     return plan
 
 
+def _carry_unlisted(
+    entries: list[ImageEntry],
+    unlisted: list[tuple[str, str]],
+    old: AlbumIndex | None,
+    report: IndexReport,
+) -> list[ImageEntry]:
+    """Keep the old rows (and remembered failures) of folders that could not be listed.
+
+    A folder unreadable for a moment (permissions being fixed, a share that hiccuped)
+    says nothing about its images: dropping their rows would make the next re-index
+    encode them all again, hours with CLIP on a large album. They are carried with the
+    size and mtime they were indexed with, so the plan reuses them untouched."""
+    if old is None or not unlisted:
+        return entries
+    prefixes = tuple("" if rel in ("", ".") else rel.rstrip("/") + "/" for rel, _ in unlisted)
+    seen = {e.rel for e in entries}
+    carried = [
+        ImageEntry(rel, int(old.sizes[i]), float(old.mtimes[i]))
+        for i, rel in enumerate(old.paths)
+        if rel.startswith(prefixes) and rel not in seen
+    ]
+    failed = [
+        ImageEntry(rel, size, mtime)
+        for rel, (size, mtime) in old.failure_stats.items()
+        if rel.startswith(prefixes) and rel not in seen
+    ]
+    if not carried and not failed:
+        return entries
+    if carried:
+        n = len(carried)
+        report.messages.append(
+            f"kept the vectors of {n} image{'s' if n != 1 else ''} in folders that could not be read"
+        )
+    return sorted(entries + carried + failed, key=lambda e: e.rel)
+
+
 def _encode(
     album: Path,
     plan: _Plan,
@@ -579,6 +615,7 @@ def build_index(
     entries = scan_album(album, progress=progress, cancel=cancel, unreadable=unlisted)
     if unlisted:
         report.messages.append(unreadable_folders_message(unlisted))
+        entries = _carry_unlisted(entries, unlisted, reuse, report)
     plan = _plan(entries, old, reuse, enc_id, report)
     if plan.unchanged:
         assert old is not None

@@ -24,10 +24,11 @@ import warnings
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from picksel.index import build_index, index_path
+from picksel.index import build_index, index_path, load_index
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
@@ -604,3 +605,25 @@ def test_cancel_stops_the_workers_mid_batch(busy_album: Path):
         assert stopped - asked[-1] < EXIT_BUDGET
     finally:
         enc.close()
+
+
+def test_a_temporarily_unreadable_folder_keeps_its_images_vectors(indexed_album: Path):
+    # A folder that cannot be listed for a moment (permissions being fixed, a network
+    # share hiccup) must not cost its images' vectors: the next re-index would have to
+    # encode them all again (hours with CLIP on a large album).
+    photos = indexed_album / "photos"
+    n = len(list(photos.iterdir()))
+    before = load_index(indexed_album)
+    photos.chmod(0)
+    try:
+        r = _run_denied(_index_cmd(indexed_album), photos)
+    finally:
+        photos.chmod(0o755)
+    assert r.returncode == 0, r.stderr
+    assert "photos (permission denied)" in r.stderr
+    assert f"kept the vectors of {n} images in folders that could not be read" in r.stderr
+    after = load_index(indexed_album)
+    assert after.paths == before.paths
+    assert np.array_equal(after.embeddings, before.embeddings)
+    again = subprocess.run(_index_cmd(indexed_album), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and f"{n} unchanged" in again.stdout, again.stdout + again.stderr
