@@ -8,6 +8,9 @@ An entry stores what it takes to go back, per changed field: exclusions and pins
 paths added and removed (undoing re-applies the opposite and leaves changes made since by
 others alone), favorites and the selection as their previous value. At most
 ``UNDO_LEVELS`` entries are kept, and fewer if they would pass ``MAX_JOURNAL_BYTES``.
+
+Undoing moves the change onto a redo list (curator key ``U``, ``picksel redo``), so one
+``u`` too many loses nothing; any new change ends the redo list, as in every editor.
 """
 
 from __future__ import annotations
@@ -58,12 +61,13 @@ class Undone:
     action: str
     when: float
     summary: str
+    verb: str = "undid"  # or "redid"
 
     def message(self, with_time: bool = True) -> str:
         if not with_time or not self.when:
-            return f"undid {self.action}: {self.summary}"
+            return f"{self.verb} {self.action}: {self.summary}"
         stamp = time.strftime("%H:%M:%S", time.localtime(self.when))
-        return f"undid {self.action} (from {stamp}): {self.summary}"
+        return f"{self.verb} {self.action} (from {stamp}): {self.summary}"
 
 
 def snapshot(state: AlbumState) -> Snapshot:
@@ -123,23 +127,30 @@ def journal_path(state_dir: Path) -> Path:
 
 def load_journal(state_dir: Path) -> tuple[list[dict[str, Any]], str | None]:
     """The entries, oldest first, and a warning when the file had to be moved aside."""
+    entries, _redo, warning = _load(state_dir)
+    return entries, warning
+
+
+def _load(state_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str | None]:
+    """(undo entries, redo entries, warning); both lists oldest first. Journals written
+    before redo existed have no "redo" key: an empty redo list."""
     path = journal_path(state_dir)
     try:
         raw = read_regular_file(path)
     except FileNotFoundError:
-        return [], None
+        return [], [], None
     except OSError as e:
-        return [], move_aside(path, f"refused ({e.strerror or e})", "undo history")
+        return [], [], move_aside(path, f"refused ({e.strerror or e})", "undo history")
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        return [], move_aside(path, "not valid JSON", "undo history")
+        return [], [], move_aside(path, "not valid JSON", "undo history")
     if not isinstance(data, dict) or data.get("version") != JOURNAL_VERSION:
-        return [], move_aside(path, "not an undo journal of this picksel", "undo history")
-    entries = data.get("entries")
-    if not isinstance(entries, list):
-        return [], move_aside(path, "not an undo journal of this picksel", "undo history")
-    return [e for e in entries if _valid(e)], None
+        return [], [], move_aside(path, "not an undo journal of this picksel", "undo history")
+    entries, redo = data.get("entries"), data.get("redo", [])
+    if not isinstance(entries, list) or not isinstance(redo, list):
+        return [], [], move_aside(path, "not an undo journal of this picksel", "undo history")
+    return [e for e in entries if _valid(e)], [e for e in redo if _valid(e)], None
 
 
 def _valid(entry: object) -> bool:
@@ -161,13 +172,21 @@ def _valid(entry: object) -> bool:
     return sel is None or isinstance(sel, dict)
 
 
-def _save_journal(state_dir: Path, entries: list[dict[str, Any]]) -> None:
-    entries = entries[-UNDO_LEVELS:]
+def _save_journal(
+    state_dir: Path, entries: list[dict[str, Any]], redo: list[dict[str, Any]] | None = None
+) -> None:
+    entries, redo = entries[-UNDO_LEVELS:], (redo or [])[-UNDO_LEVELS:]
     while True:
-        text = json.dumps({"version": JOURNAL_VERSION, "entries": entries}, ensure_ascii=True) + "\n"
-        if len(text) <= MAX_JOURNAL_BYTES or not entries:
+        data: dict[str, Any] = {"version": JOURNAL_VERSION, "entries": entries}
+        if redo:
+            data["redo"] = redo
+        text = json.dumps(data, ensure_ascii=True) + "\n"
+        if len(text) <= MAX_JOURNAL_BYTES or not (entries or redo):
             break
-        entries = entries[1:]  # the oldest go first
+        if redo:
+            redo = redo[1:]  # the furthest redo goes first, then the oldest undo
+        else:
+            entries = entries[1:]
     try:
         atomic_write_text(journal_path(state_dir), text)
     except OSError as e:
@@ -175,25 +194,53 @@ def _save_journal(state_dir: Path, entries: list[dict[str, Any]]) -> None:
 
 
 def record(state_dir: Path, entry: dict[str, Any]) -> None:
-    """Append ``entry`` (call with the state lock held)."""
-    entries, _warning = load_journal(state_dir)
+    """Append ``entry`` and end the redo list (call with the state lock held)."""
+    entries, _redo, _warning = _load(state_dir)
     entries.append(entry)
     _save_journal(state_dir, entries)
 
 
 def undo_last(state_dir: Path, state: AlbumState, save: Callable[[], None]) -> Undone | None:
-    """Undo the newest journaled change in ``state``, ``save()`` it, then drop the entry
-    (call with the lock held); None when there is nothing to undo. State first: a kill in
-    between leaves the entry, and undoing it again changes nothing more."""
-    entries, _warning = load_journal(state_dir)
-    if not entries:
+    """Undo the newest journaled change in ``state``, ``save()`` it, then move the entry
+    to the redo list (call with the lock held); None when there is nothing to undo.
+    State first: a kill in between leaves the entry, and undoing it again changes
+    nothing more."""
+    entries, redo, _warning = _load(state_dir)
+    return _step(state_dir, state, save, entries, redo, "undid")
+
+
+def redo_last(state_dir: Path, state: AlbumState, save: Callable[[], None]) -> Undone | None:
+    """Make again the change the last undo took back (call with the lock held); None when
+    there is nothing to redo. The change goes back on the undo list."""
+    entries, redo, _warning = _load(state_dir)
+    return _step(state_dir, state, save, redo, entries, "redid")
+
+
+def _step(
+    state_dir: Path,
+    state: AlbumState,
+    save: Callable[[], None],
+    source: list[dict[str, Any]],
+    target: list[dict[str, Any]],
+    verb: str,
+) -> Undone | None:
+    """Apply the newest entry of ``source`` and put its opposite on ``target``."""
+    if not source:
         return None
-    entry = entries.pop()
+    entry = source.pop()
+    before = snapshot(state)
     summary = apply_entry(state, entry)
+    opposite = entry_for(before, state, entry["action"])
+    if opposite is not None:
+        opposite["time"] = entry.get("time", opposite["time"])
+        target.append(opposite)
     save()
-    _save_journal(state_dir, entries)
+    if verb == "undid":
+        _save_journal(state_dir, source, target)
+    else:
+        _save_journal(state_dir, target, source)
     when = entry.get("time")
-    return Undone(entry["action"], float(when) if isinstance(when, int | float) else 0.0, summary)
+    return Undone(entry["action"], float(when) if isinstance(when, int | float) else 0.0, summary, verb)
 
 
 def apply_entry(state: AlbumState, entry: dict[str, Any]) -> str:

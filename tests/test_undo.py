@@ -253,3 +253,91 @@ async def test_C_asks_first_and_u_brings_the_exclusions_back(album: Path) -> Non
         await pilot.pause()
         assert saved_state(app).excluded == excluded
         assert any("3 exclusions back" in m for m in notes(app))
+
+
+# ---------------------------------------------------------------- redo
+
+
+@settings(max_examples=60, deadline=None)
+@given(states, states)
+def test_redo_after_undo_gives_back_the_state_after(before: AlbumState, after: AlbumState) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sdir = Path(tmp)
+        entry = undo.entry_for(undo.snapshot(before), after, "test")
+        if entry is None:
+            return  # nothing undoable changed: nothing to undo or redo
+        undo.record(sdir, entry)
+        state = AlbumState(excluded=set(after.excluded), pins=set(after.pins),
+                           favorites=list(after.favorites), selection=after.selection)
+        assert undo.undo_last(sdir, state, lambda: None) is not None
+        done = undo.redo_last(sdir, state, lambda: None)
+        assert done is not None
+        assert (state.excluded, state.pins, state.favorites) == (
+            after.excluded, after.pins, after.favorites)
+        assert state.selection == after.selection
+        assert undo.redo_last(sdir, state, lambda: None) is None  # one undo, one redo
+
+
+def test_redo_walks_forward_and_a_new_change_ends_it(tmp_path: Path) -> None:
+    for name in ("a.png", "b.png", "c.png"):
+        with edit_state(tmp_path, action="exclude") as state:
+            state.excluded.add(name)
+    for _ in range(2):
+        with edit_state(tmp_path, action=None) as state:
+            undo.undo_last(tmp_path, state, lambda: None)
+    assert load_state(tmp_path)[0].excluded == {"a.png"}
+    with edit_state(tmp_path, action=None) as state:
+        done = undo.redo_last(tmp_path, state, lambda: None)
+    assert done is not None and done.message(with_time=False) == "redid exclude: b.png excluded again"
+    assert load_state(tmp_path)[0].excluded == {"a.png", "b.png"}
+    with edit_state(tmp_path, action=None) as state:  # the redone change can be undone again
+        undo.undo_last(tmp_path, state, lambda: None)
+    assert load_state(tmp_path)[0].excluded == {"a.png"}
+    with edit_state(tmp_path, action="pin") as state:  # a new change: the undone ones are gone
+        state.pins.add("d.png")
+    with edit_state(tmp_path, action=None) as state:
+        assert undo.redo_last(tmp_path, state, lambda: None) is None
+
+
+def test_an_old_journal_without_redo_entries_still_loads(tmp_path: Path) -> None:
+    (tmp_path / "undo.json").write_text(json.dumps(
+        {"version": 1, "entries": [{"action": "exclude", "time": 1.0, "excluded": {"added": ["a.png"]}}]}))
+    state = AlbumState(excluded={"a.png"})
+    assert undo.redo_last(tmp_path, state, lambda: None) is None
+    assert undo.undo_last(tmp_path, state, lambda: None) is not None and state.excluded == set()
+    assert undo.redo_last(tmp_path, state, lambda: None) is not None and state.excluded == {"a.png"}
+
+
+def test_picksel_redo_takes_forward_what_undo_took_back(album: Path) -> None:
+    from picksel.index import load_index
+
+    paths = load_index(album).paths
+    sdir = album / ".picksel"
+    r = cli("redo", album)
+    assert r.returncode == 1 and r.stderr.strip() == "picksel: nothing to redo"
+    assert cli("exclude", album, paths[0], paths[1]).returncode == 0
+    assert cli("undo", album).returncode == 0 and load_state(sdir)[0].excluded == set()
+    r = cli("redo", album)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("redid exclude") and "2 exclusions back" in r.stdout
+    assert load_state(sdir)[0].excluded == {paths[0], paths[1]}
+
+
+async def test_shift_u_redoes_what_u_undid(album: Path) -> None:
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("U")
+        assert "Nothing to redo" in notes(app)
+        rel = app.curator.rel(app.current_row)
+        await pilot.press("x")
+        await pilot.pause()
+        await pilot.press("u")
+        await pilot.pause()
+        assert rel not in saved_state(app).excluded
+        await pilot.press("U")
+        await pilot.pause()
+        assert rel in saved_state(app).excluded
+        assert any(m.startswith("Redid x") for m in notes(app))

@@ -109,6 +109,7 @@ class PickselApp(App[int]):
         Binding("p", "pin", "Pin", show=False),
         Binding("f", "favorites", "Favorites", show=False),
         Binding("u", "undo", "Undo", show=False),  # footer full at 80 columns; X C c f say "u undoes"
+        Binding("U", "redo", "Redo", show=False, key_display="U"),
         Binding("e", "export", "Export"),
         Binding("i", "inventory", "Inventory", show=False),
         Binding("enter", "preview", "Preview", show=False),
@@ -833,13 +834,19 @@ class PickselApp(App[int]):
             self._changed(f"Favorites set to the {n} selected images" + self.UNDO_HINT)
 
     def action_undo(self) -> None:
+        self._journal_step("undo")
+
+    def action_redo(self) -> None:
+        self._journal_step("redo")
+
+    def _journal_step(self, which: str) -> None:
         c = self._need_album()
         if c is None:
             return
-        done = self._edit(c.undo)
+        done = self._edit(c.undo if which == "undo" else c.redo)
         if done is None:
             if not self._edit_failed:
-                self.notify("Nothing to undo")
+                self.notify(f"Nothing to {which}")
             return
         msg = done.message(with_time=False)  # short: notifications are narrow
         self._changed(msg[0].upper() + msg[1:])

@@ -378,7 +378,13 @@ class Curator:
 
     def undo(self) -> undo.Undone | None:
         """Take back the newest journaled change (made here or by any other picksel)."""
+        return self._journal_step(undo.undo_last)
 
+    def redo(self) -> undo.Undone | None:
+        """Make again what the last undo took back (here or in any other picksel)."""
+        return self._journal_step(undo.redo_last)
+
+    def _journal_step(self, step) -> undo.Undone | None:
         def save() -> None:
             st.save_state(self.state_dir, self.state)
             self.save_problem = None
@@ -386,7 +392,7 @@ class Curator:
 
         with state_lock(self.state_dir, timeout=TUI_WAIT, warn=self.notes.append):
             self.reload_if_changed()
-            return undo.undo_last(self.state_dir, self.state, save)
+            return step(self.state_dir, self.state, save)
 
     def _remember(self, **values) -> None:
         """Settings and remembered paths: saved, not journaled. When another picksel holds

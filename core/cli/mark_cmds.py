@@ -49,8 +49,14 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
     sp = album_cmd("undo", "undo the last change of exclusions, pins, favorites or selection",
                    "Takes back the newest change made by exclude, pin, favorites --set or\n"
                    "select here, or by the curator (x X C c p f, a run). Repeat to go\n"
-                   "further back (up to 20 changes are kept).")
+                   "further back (up to 20 changes are kept). `picksel redo` makes again\n"
+                   "what undo took back, until a new change is made.")
     sp.set_defaults(handler=cmd_undo)
+
+    sp = album_cmd("redo", "make again the change the last undo took back",
+                   "Walks forward through what `picksel undo` (or the curator's u) took back.\n"
+                   "Any new change of exclusions, pins, favorites or selection ends the list.")
+    sp.set_defaults(handler=cmd_redo)
 
 
 def _toggle_paths(args: argparse.Namespace, attr: str, verb: str) -> int:
@@ -128,19 +134,28 @@ def cmd_pin(args: argparse.Namespace) -> int:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    from picksel.state import save_state
-    from picksel.statelock import state_lock
     from picksel.undo import undo_last
+
+    return _journal_step(args, undo_last, "nothing to undo")
+
+
+def cmd_redo(args: argparse.Namespace) -> int:
+    from picksel.undo import redo_last
+
+    return _journal_step(args, redo_last, "nothing to redo")
+
+
+def _journal_step(args: argparse.Namespace, step, nothing: str) -> int:
+    from picksel.state import load_state, save_state
+    from picksel.statelock import state_lock
 
     _album, sdir, _state = open_state(args)
     with state_lock(sdir, warn=err):
-        from picksel.state import load_state
-
         state, warning = load_state(sdir)
         if warning:
             err(warning)
-        done = undo_last(sdir, state, lambda: save_state(sdir, state))
+        done = step(sdir, state, lambda: save_state(sdir, state))
     if done is None:
-        raise PickselError("nothing to undo")
+        raise PickselError(nothing)
     say(done.message())
     return 0

@@ -42,6 +42,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("X", "exclude every image at or above the threshold (asks first when many)"),
             ("C", "clear all exclusions (asks first)"),
             ("u", "undo the last change of exclusions, pins, favorites or selection"),
+            ("U", "redo: make again what u took back (until a new change)"),
         ],
     ),
     (
