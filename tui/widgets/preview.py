@@ -27,10 +27,14 @@ PREVIEW_MAX_SIDE = 768
 
 
 def preview_class(mode: GraphicsMode | str) -> type[Widget]:
-    """textual-image widget class for a preview in ``mode`` (TEXT → half-cell)."""
+    """textual-image widget class for a preview in ``mode`` (TEXT → half-cell). Half
+    cells are drawn by picksel's own widget: dithered for 256 colours, kept in colour
+    under NO_COLOR."""
     concrete = resolve(mode)
-    if concrete is GraphicsMode.TEXT:
-        concrete = GraphicsMode.HALFCELL
+    if concrete in (GraphicsMode.TEXT, GraphicsMode.HALFCELL):
+        from picksel.tui.widgets.halfcell_image import HalfcellImage
+
+        return HalfcellImage
     return image_class(concrete)
 
 
