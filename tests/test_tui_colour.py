@@ -2,8 +2,7 @@
 a 256-colour terminal, and kept in colour under NO_COLOR while the interface greys.
 
 What reaches the terminal is judged the way Rich writes it: a cell's truecolor is
-downgraded to an xterm number, so a cell is drawn exactly when that number's colour is
-the cell's own RGB.
+downgraded to an xterm number, and the terminal paints that number's colour.
 """
 
 from __future__ import annotations
@@ -78,7 +77,7 @@ def test_256_colour_cells_are_written_exactly_and_dithered() -> None:
     """Every cell is a colour the terminal shows as it is, and the picture is dithered:
     averaged over small blocks it stays closer to the photo than Rich's own cell by cell
     downgrade of the truecolor picture (the flat bands the issue reported)."""
-    from picksel.tui.halfcell import halfcell_strips
+    from picksel.tui.halfcell import halfcell_strips, palette
 
     image = _gradient()
     cols, rows = 48, 12
@@ -86,10 +85,13 @@ def test_256_colour_cells_are_written_exactly_and_dithered() -> None:
     truecolor = halfcell_strips(image, cols, rows, "truecolor", fit="stretch")
     assert len(dithered) == rows and all(s.cell_length == cols for s in dithered)
 
-    ours = _pixels(dithered)
-    for rgb in ours.reshape(-1, 3):
-        rgb = tuple(int(v) for v in rgb)
-        assert _as_written_256(rgb) == rgb  # Rich's downgrade changes nothing
+    written = _pixels(dithered)
+    pal = palette("256")
+    emitted = {tuple(int(v) for v in c) for c in pal.emit}
+    assert {tuple(int(v) for v in p) for p in written.reshape(-1, 3)} <= emitted
+    ours = np.asarray(
+        [_as_written_256(tuple(int(v) for v in p)) for p in written.reshape(-1, 3)], dtype=float
+    ).reshape(written.shape)  # what the terminal paints
 
     source = _pixels(truecolor)
     nearest = np.asarray(
@@ -144,8 +146,14 @@ async def test_a_256_colour_terminal_gets_dithered_palette_swatches_and_preview(
         assert len(shown) > 100
         colours = {rgb for cell in swatch + shown for rgb in cell if rgb is not None}
         assert len(colours) > 8
-        for rgb in colours:
-            assert _as_written_256(rgb) == rgb
+        from picksel.tui.halfcell import palette  # the old code had no palette at all
+
+        pal = palette("256")
+        emitted = {tuple(int(v) for v in c): tuple(int(v) for v in s)
+                   for c, s in zip(pal.emit, pal.shown, strict=True)}
+        for rgb in colours:  # each cell is a colour the dithering chose, shown as chosen
+            assert rgb in emitted
+            assert _as_written_256(rgb) == emitted[rgb]
 
 
 async def test_no_color_greys_the_interface_but_not_the_pictures(
@@ -191,3 +199,18 @@ async def test_no_color_greys_the_interface_but_not_the_pictures(
                         ui_colours |= {c for c in (_rgb(style.color), _rgb(style.bgcolor)) if c}
         assert ui_colours
         assert all(max(c) - min(c) <= 2 for c in ui_colours), ui_colours
+
+
+def test_a_grey_picture_is_dithered_with_greys_only() -> None:
+    """A handwritten digit or a white wall: no pink and green specks from the colour cube."""
+    from picksel.tui.halfcell import halfcell_strips
+
+    ramp = np.linspace(0, 255, 64)[None, :].repeat(32, 0).round().astype(np.uint8)
+    image = Image.fromarray(np.stack([ramp] * 3, -1), "RGB")
+    for system in ("256", "standard"):
+        pixels = _pixels(halfcell_strips(image, 64, 16, system, fit="stretch"))
+        assert np.ptp(pixels, axis=-1).max() <= 0 if system == "standard" else True
+        shown = np.asarray([_as_written_256(tuple(int(v) for v in p)) for p in pixels.reshape(-1, 3)])
+        if system == "256":
+            assert np.ptp(shown, axis=-1).max() == 0  # every cell a grey on the screen
+            assert len({tuple(p) for p in shown}) >= 20  # and many of them, not 5 bands

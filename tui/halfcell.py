@@ -19,6 +19,7 @@ One function makes the cells for all callers (list swatches, previews, the grid)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
@@ -53,57 +54,122 @@ def colour_system_of(app: object) -> str | None:
     return getattr(console, "color_system", None) if console is not None else None
 
 
+@dataclass(frozen=True)
+class Palette:
+    """The colours a terminal can show, as Rich reaches them: ``shown[i]`` is what the
+    terminal paints for xterm number ``numbers[i]``, ``emit[i]`` a truecolor Rich's
+    downgrade turns into exactly that number (for most colours the same RGB; Rich's
+    grey test sends some of them elsewhere, and the light greys of the ramp are only
+    reached from a slightly different grey)."""
+
+    numbers: np.ndarray  # (K,) int16
+    shown: np.ndarray  # (K, 3) uint8
+    emit: np.ndarray  # (K, 3) uint8
+
+
+def _downgrade(rgb: tuple[int, int, int], system: ColorSystem) -> int | None:
+    return Color.from_triplet(ColorTriplet(*rgb)).downgrade(system).number
+
+
+_NUDGES = ((-1, 0, 1), (1, 0, -1), (0, -1, 1), (-1, 1, 0), (1, -1, 0), (0, 1, -1),
+           (0, 0, 1), (0, 0, -1), (1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0))
+
+
+def _representative(n: int, shown: tuple[int, int, int]) -> tuple[int, int, int] | None:
+    """A truecolor Rich downgrades to xterm number ``n``, near ``shown`` (found by
+    stepping away from it: a few dozen tries)."""
+    system = ColorSystem.EIGHT_BIT
+    if n >= 232:  # grey ramp: greys only (Rich's saturation test), nearest first
+        for v in sorted(range(256), key=lambda v: abs(v - shown[0])):
+            if _downgrade((v, v, v), system) == n:
+                return (v, v, v)
+        return None
+    for d in range(1, 64):  # a cube colour Rich takes for grey: tint it until it is not
+        for nudge in _NUDGES:
+            c = tuple(min(255, max(0, x + d * k)) for x, k in zip(shown, nudge, strict=True))
+            if _downgrade(c, system) == n:  # type: ignore[arg-type]
+                return c  # type: ignore[return-value]
+    return None
+
+
 @lru_cache(4)
-def palette(colour_system: str | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """(numbers, rgb) of the colours a picture is dithered to for ``colour_system``, or
-    None when cells can stay as they are (truecolor; a system Rich does not downgrade
-    to by palette). "256": the xterm colours 16–255 whose RGB Rich downgrades to the
-    same number (a few greyish cube colours are left out: Rich sends them to the grey
-    ramp; 0–15 are left out because each terminal theme paints them its own way).
-    "standard" (16 colours): the ANSI colours as Rich assumes them; the terminal paints
-    its own versions, but dithered hues still average out right."""
+def palette(colour_system: str | None) -> Palette | None:
+    """The :class:`Palette` a picture is dithered to for ``colour_system``, or None
+    when cells can stay as they are (truecolor, or a system Rich does not downgrade to
+    by palette). "256": the xterm colours 16–255 (0–15 are left out: each terminal
+    theme paints them its own way). "standard" (16 colours): the ANSI colours as Rich
+    assumes them; the terminal paints its own versions, but hues still average out."""
     from rich.color import EIGHT_BIT_PALETTE, STANDARD_PALETTE
 
+    numbers: list[int] = []
+    shown: list[tuple[int, int, int]] = []
+    emit: list[tuple[int, int, int]] = []
     if colour_system == EIGHT_BIT:
-        table, first, last, system = EIGHT_BIT_PALETTE, 16, 256, ColorSystem.EIGHT_BIT
+        for n in range(16, 256):
+            rgb = tuple(EIGHT_BIT_PALETTE[n])
+            rep = rgb if _downgrade(rgb, ColorSystem.EIGHT_BIT) == n else _representative(n, rgb)
+            if rep is not None and rgb not in shown:
+                numbers.append(n)
+                shown.append(rgb)
+                emit.append(rep)
     elif colour_system == STANDARD:
-        table, first, last, system = STANDARD_PALETTE, 0, 16, ColorSystem.STANDARD
+        for n in range(16):
+            rgb = tuple(STANDARD_PALETTE[n])
+            if _downgrade(rgb, ColorSystem.STANDARD) == n and rgb not in shown:
+                numbers.append(n)
+                shown.append(rgb)
+                emit.append(rgb)
     else:
         return None
-    numbers, rgb = [], []
-    for n in range(first, last):
-        triplet = table[n]
-        back = Color.from_triplet(ColorTriplet(*triplet)).downgrade(system)
-        if back.number == n and tuple(triplet) not in rgb:
-            numbers.append(n)
-            rgb.append(tuple(triplet))
-    return np.asarray(numbers, dtype=np.int16), np.asarray(rgb, dtype=np.uint8)
+    return Palette(
+        np.asarray(numbers, dtype=np.int16),
+        np.asarray(shown, dtype=np.uint8),
+        np.asarray(emit, dtype=np.uint8),
+    )
 
 
-@lru_cache(4)
-def _palette_image(colour_system: str) -> Image.Image:
-    """A "P" image holding :func:`palette` (padded with its first colour) for
-    ``Image.quantize``."""
+GREY_CHROMA = 12
+"""Pixels whose channels differ by at most this much are dithered with greys only:
+error diffusion over the whole palette sprinkles pink and green dots over a grey
+digit or a white wall."""
+
+
+@lru_cache(8)
+def _palette_image(colour_system: str, greys: bool) -> tuple[Image.Image, np.ndarray]:
+    """A "P" image for ``Image.quantize`` holding the shown colours of :func:`palette`
+    (only the neutral ones when ``greys``), padded with its first colour, and the
+    palette positions of those colours."""
     pal = palette(colour_system)
     assert pal is not None
-    rgb = pal[1]
+    where = np.arange(len(pal.numbers))
+    if greys:
+        where = where[np.ptp(pal.shown.astype(np.int16), axis=1) == 0]
+    rgb = pal.shown[where]
     flat = [int(v) for v in rgb.reshape(-1)] + [int(v) for v in rgb[0]] * (256 - len(rgb))
     image = Image.new("P", (1, 1))
     image.putpalette(flat)
-    return image
+    return image, where
+
+
+def _quantize(pixels: Image.Image, colour_system: str, greys: bool, dither: bool) -> np.ndarray:
+    image, where = _palette_image(colour_system, greys)
+    mode = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
+    index = np.asarray(pixels.quantize(palette=image, dither=mode), dtype=np.intp)
+    return where[np.minimum(index, len(where) - 1)]
 
 
 def to_palette(pixels: Image.Image, colour_system: str, *, dither: bool = True) -> np.ndarray:
-    """``pixels`` (RGB) mapped to :func:`palette` of ``colour_system`` (which must have
-    one): Floyd–Steinberg dithered, or the nearest palette colour each (``dither=False``:
-    flat colours such as the map's). Returns an (H, W, 3) uint8 array of palette RGB."""
-    pal = palette(colour_system)
-    assert pal is not None, colour_system
-    rgb = pal[1]
-    mode = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
-    quant = pixels.convert("RGB").quantize(palette=_palette_image(colour_system), dither=mode)
-    index = np.asarray(quant, dtype=np.intp)
-    return rgb[np.minimum(index, len(rgb) - 1)]
+    """Positions in :func:`palette` of ``colour_system`` (which must have one) for every
+    pixel of ``pixels``: Floyd–Steinberg dithered over the colours the terminal shows,
+    or the nearest each (``dither=False``: flat colours such as the map's). Near-grey
+    pixels (:data:`GREY_CHROMA`) are dithered among the greys. Returns (H, W) ints."""
+    pixels = pixels.convert("RGB")
+    out = _quantize(pixels, colour_system, False, dither)
+    source = np.asarray(pixels, dtype=np.int16)
+    neutral = np.ptp(source, axis=2) <= GREY_CHROMA
+    if neutral.any():
+        out = np.where(neutral, _quantize(pixels, colour_system, True, dither), out)
+    return out
 
 
 def halfcell_pixels(
@@ -174,8 +240,9 @@ def halfcell_strips(
     if width <= 0 or height <= 0:
         return []
     pixels = halfcell_pixels(image, width, height, fit=fit, resample=resample)
-    if palette(colour_system) is not None:
-        rgb = to_palette(pixels, colour_system, dither=dither)  # type: ignore[arg-type]
+    pal = palette(colour_system)
+    if pal is not None:
+        rgb = pal.emit[to_palette(pixels, colour_system, dither=dither)]  # type: ignore[arg-type]
     else:
         rgb = np.asarray(pixels, dtype=np.uint8)
     return strips_from_pixels(rgb)
@@ -245,6 +312,7 @@ __all__ = [
     "is_image_style",
     "keep_image_colours",
     "STANDARD",
+    "Palette",
     "palette",
     "strips_from_pixels",
     "to_palette",
