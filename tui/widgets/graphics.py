@@ -83,17 +83,18 @@ def map_mode(mode: GraphicsMode | str) -> GraphicsMode:
 
 def image_class(mode: GraphicsMode | str) -> type[Widget]:
     """textual-image widget class rendering images in ``mode`` (AUTO: the detected one;
-    TEXT: textual-image's unicode approximation)."""
+    TEXT: textual-image's unicode approximation). Sixel and kitty images are picksel's
+    subclasses that keep a half-cell picture behind dialogs (:mod:`.pixel_images`)."""
     import textual_image.widget as _tiw
 
-    mode = GraphicsMode.parse(mode)
+    from picksel.tui.widgets import pixel_images
+
     return {
-        GraphicsMode.AUTO: _tiw.Image,
-        GraphicsMode.SIXEL: _tiw.SixelImage,
-        GraphicsMode.KITTY: _tiw.TGPImage,
+        GraphicsMode.SIXEL: pixel_images.SixelImage,
+        GraphicsMode.KITTY: pixel_images.TGPImage,
         GraphicsMode.HALFCELL: _tiw.HalfcellImage,
         GraphicsMode.TEXT: _tiw.UnicodeImage,
-    }[mode]
+    }[resolve(mode)]
 
 
 def cell_pixel_size() -> tuple[int, int]:
