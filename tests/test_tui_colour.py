@@ -214,3 +214,17 @@ def test_a_grey_picture_is_dithered_with_greys_only() -> None:
         if system == "256":
             assert np.ptp(shown, axis=-1).max() == 0  # every cell a grey on the screen
             assert len({tuple(p) for p in shown}) >= 20  # and many of them, not 5 bands
+
+
+@pytest.mark.parametrize(
+    ("system", "rgb"),
+    [("256", (0, 0, 0)), ("256", (255, 255, 255)), ("256", (0, 95, 135)), ("256", (175, 95, 215)),
+     ("standard", (0, 0, 0)), ("standard", (255, 255, 255))],
+)
+def test_a_colour_the_terminal_has_stays_flat(system: str, rgb: tuple[int, int, int]) -> None:
+    """Dithering is for colours between the terminal's own: a black frame or a logo's
+    exact colour must not turn into a grid of dots."""
+    from picksel.tui.halfcell import halfcell_strips
+
+    strips = halfcell_strips(Image.new("RGB", (32, 32), rgb), 16, 8, system)
+    assert len({tuple(p) for p in _pixels(strips).reshape(-1, 3)}) == 1

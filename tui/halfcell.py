@@ -132,10 +132,14 @@ GREY_CHROMA = 12
 """Pixels whose channels differ by at most this much are mapped to greys only: a grey
 digit or a white wall must not come out sprinkled with pink and green."""
 
-DITHER_AMPLITUDE = 24.0
-"""Peak-to-peak lightness offset of the ordered dither, about half a step of the xterm
-colour cube: enough to blend two neighbouring levels into a gradient, too little to
-speckle a flat area."""
+DITHER_AMPLITUDE = {EIGHT_BIT: 24.0, STANDARD: 80.0}
+"""Peak-to-peak lightness offset of the ordered dither per colour system: in 256 colours
+about half a step of the xterm colour cube (enough to blend two neighbouring levels
+into a gradient, too little to speckle a flat area); the 16 ANSI colours are ~85 apart."""
+
+GREY_AMPLITUDE = {EIGHT_BIT: 7.0, STANDARD: 80.0}
+"""The same for near-grey pixels: below the 8–10 steps of the xterm grey ramp (85 for
+the four ANSI greys), so black and white stay flat."""
 
 _BAYER4 = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]])
 _WEIGHTS = np.array([2, 4, 3], dtype=np.int64)  # the eye is most sensitive to green
@@ -173,19 +177,32 @@ def to_palette(pixels: Image.Image, colour_system: str, *, dither: bool = True) 
     Ordered rather than error diffusion: at half-cell size every pixel is a large block,
     and Floyd–Steinberg over the sparse xterm palette sprinkles a face with red and
     olive dots; a fixed pattern of small lightness steps reads as a gradient."""
-    rgb = np.asarray(pixels.convert("RGB"), dtype=np.float32)
-    h, w = rgb.shape[:2]
+    source = np.asarray(pixels.convert("RGB"), dtype=np.float32)
+    h, w = source.shape[:2]
+    unit = np.zeros((h, w), dtype=np.float32)  # the dither pattern, in (-0.5, 0.5)
     if dither:
         threshold = _BAYER4[np.arange(h)[:, None] % 4, np.arange(w)[None, :] % 4]
-        offset = ((threshold + 0.5) / 16 - 0.5) * DITHER_AMPLITUDE
-        rgb = rgb + offset[..., None].astype(np.float32)
-    cell = np.clip(rgb, 0, 255).astype(np.int64) >> (8 - _LUT_BITS)
-    r, g, b = cell[..., 0], cell[..., 1], cell[..., 2]
-    out = _nearest_table(colour_system, False)[r, g, b]
-    neutral = np.ptp(np.asarray(pixels.convert("RGB"), dtype=np.int16), axis=2) <= GREY_CHROMA
+        unit = ((threshold + 0.5) / 16 - 0.5).astype(np.float32)
+    rgb = np.clip(source + (unit * DITHER_AMPLITUDE.get(colour_system, 0.0))[..., None], 0, 255)
+    cell = rgb.astype(np.int64) >> (8 - _LUT_BITS)
+    out = _nearest_table(colour_system, False)[cell[..., 0], cell[..., 1], cell[..., 2]]
+    neutral = np.ptp(source, axis=2) <= GREY_CHROMA
     if neutral.any():
-        out = np.where(neutral, _nearest_table(colour_system, True)[r, g, b], out)
+        # greys lie closer together (about 10 apart): a smaller pattern, so an exact grey
+        # (black, white) stays exact instead of turning into a grid of dots
+        grey = np.clip(source.mean(axis=2) + unit * GREY_AMPLITUDE.get(colour_system, 0.0), 0, 255)
+        out = np.where(neutral, _grey_table(colour_system)[np.rint(grey).astype(np.intp)], out)
     return out.astype(np.intp)
+
+
+@lru_cache(4)
+def _grey_table(colour_system: str) -> np.ndarray:
+    """Position in :func:`palette` of the neutral colour nearest each grey level 0–255."""
+    pal = palette(colour_system)
+    assert pal is not None
+    where = np.flatnonzero(np.ptp(pal.shown.astype(np.int16), axis=1) == 0)
+    levels = pal.shown[where, 0].astype(np.int16)
+    return where[np.argmin(np.abs(np.arange(256)[:, None] - levels[None, :]), axis=1)]
 
 
 def halfcell_pixels(
