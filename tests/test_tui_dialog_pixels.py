@@ -88,3 +88,32 @@ async def test_a_sixel_preview_behind_a_dialog_is_drawn_in_half_cells(album: Pat
         below = [lines[y][area.x : area.right] for y in range(max(area.y, dialog.bottom), area.bottom)]
         assert below, "the dialog covers the whole preview: make the screen taller"
         assert sum(text.count("▀") for text in below) > area.width // 2
+
+
+async def test_the_map_stays_drawn_behind_a_dialog_in_kitty_mode(album: Path) -> None:
+    """Kitty images are placeholder cells whose colour is the image id: tinted behind a
+    dialog they named no image. Braille there; placeholders again once it closes."""
+    placeholder = "\U0010eeee"
+    app = PickselApp(album, graphics="kitty", seed=3, compute_umap=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await run_selection(app, pilot)
+        app.thumbs.focus()
+        await pilot.pause()
+        base = app.screen
+        assert any(placeholder in line for line in _screen_text(base))
+
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: app.screen is not base)
+        await pilot.pause()
+        lines = _screen_text(app.screen)
+        assert not any(placeholder in line for line in lines)
+        dialog = app.screen.query_one(".dialog").region
+        plot = app.map_view.region
+        free = [lines[y][plot.x + 1 : min(plot.right - 1, dialog.x)] for y in range(plot.y + 2, plot.bottom - 2)]
+        assert sum(_braille(text) for text in free) >= 3
+
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is base)
+        await pilot.pause()
+        assert any(placeholder in line for line in _screen_text(base))

@@ -3,8 +3,8 @@
 Rich downgrades every truecolor cell it writes to a 256-colour terminal on its own, one
 cell at a time, to a nearby xterm colour: a photo's soft gradient becomes a few flat
 blocks. Here the picture is dithered (ordered, in lightness) to the xterm colours *before*
-the cells are made, and every cell carries a colour Rich's downgrade maps to itself, so
-the terminal shows exactly the dithered picture (:func:`palette`: the fixed xterm
+the cells are made, and every cell carries a truecolor that Rich's downgrade turns into
+exactly the xterm colour chosen for it, so the terminal shows the dithered picture (:func:`palette`: the fixed xterm
 colours 16–255 for 256 colours, the 16 ANSI colours for a 16-colour terminal, which
 Textual assumes when TERM says nothing, e.g. plain ``xterm``).
 
