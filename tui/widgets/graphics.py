@@ -87,11 +87,16 @@ def image_class(mode: GraphicsMode | str) -> type[Widget]:
     subclasses that keep a half-cell picture behind dialogs (:mod:`.pixel_images`)."""
     import textual_image.widget as _tiw
 
-    from picksel.tui.widgets import pixel_images
+    sixel, kitty = _tiw.SixelImage, _tiw.TGPImage
+    try:  # textual-image internals it builds on; if they moved, pictures just vanish behind
+        from picksel.tui.widgets import pixel_images
 
+        sixel, kitty = pixel_images.SixelImage, pixel_images.TGPImage
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover
+        pass
     return {
-        GraphicsMode.SIXEL: pixel_images.SixelImage,
-        GraphicsMode.KITTY: pixel_images.TGPImage,
+        GraphicsMode.SIXEL: sixel,
+        GraphicsMode.KITTY: kitty,
         GraphicsMode.HALFCELL: _tiw.HalfcellImage,
         GraphicsMode.TEXT: _tiw.UnicodeImage,
     }[resolve(mode)]

@@ -32,8 +32,10 @@ def preview_class(mode: GraphicsMode | str) -> type[Widget]:
     under NO_COLOR."""
     concrete = resolve(mode)
     if concrete in (GraphicsMode.TEXT, GraphicsMode.HALFCELL):
-        from picksel.tui.widgets.halfcell_image import HalfcellImage
-
+        try:  # built on textual-image internals; if they moved, textual-image's own widget
+            from picksel.tui.widgets.halfcell_image import HalfcellImage
+        except (ImportError, AttributeError, TypeError):  # pragma: no cover
+            return image_class(GraphicsMode.HALFCELL)
         return HalfcellImage
     return image_class(concrete)
 
