@@ -28,6 +28,14 @@ def _digits(n: int) -> list[tuple[int, Image.Image]]:
     return out
 
 
+@pytest.fixture(autouse=True)
+def _truecolor_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run as in a truecolor terminal unless they say otherwise: half-cell pictures
+    are dithered for 256 and 16 colours (picksel.tui.halfcell), so snapshots would
+    otherwise depend on the TERM of whoever runs them."""
+    monkeypatch.setenv("COLORTERM", "truecolor")
+
+
 @pytest.fixture(scope="session")
 def demo_images() -> dict[str, Image.Image]:
     """Real photos (sklearn's china/flower, skimage's astronaut/coffee/chelsea...)."""

@@ -41,6 +41,7 @@ from picksel.tui.controller import (
     default_export_path,
     default_inventory_path,
 )
+from picksel.tui.halfcell import keep_image_colours
 from picksel.tui.messages import (
     MapFailed,
     MapProgress,
@@ -134,6 +135,7 @@ class PickselApp(App[int]):
         compute_umap: bool = True,
     ) -> None:
         super().__init__()
+        keep_image_colours(self)  # NO_COLOR greys the interface, never the pictures
         self.compute_umap = compute_umap  # tests/screenshots: keep the PCA map, no UMAP thread
         self.album = Path(album)
         self.state_dir_override = Path(state_dir) if state_dir is not None else None

@@ -83,17 +83,23 @@ def map_mode(mode: GraphicsMode | str) -> GraphicsMode:
 
 def image_class(mode: GraphicsMode | str) -> type[Widget]:
     """textual-image widget class rendering images in ``mode`` (AUTO: the detected one;
-    TEXT: textual-image's unicode approximation)."""
+    TEXT: textual-image's unicode approximation). Sixel and kitty images are picksel's
+    subclasses that keep a half-cell picture behind dialogs (:mod:`.pixel_images`)."""
     import textual_image.widget as _tiw
 
-    mode = GraphicsMode.parse(mode)
+    sixel, kitty = _tiw.SixelImage, _tiw.TGPImage
+    try:  # textual-image internals it builds on; if they moved, pictures just vanish behind
+        from picksel.tui.widgets import pixel_images
+
+        sixel, kitty = pixel_images.SixelImage, pixel_images.TGPImage
+    except (ImportError, AttributeError, TypeError):  # pragma: no cover
+        pass
     return {
-        GraphicsMode.AUTO: _tiw.Image,
-        GraphicsMode.SIXEL: _tiw.SixelImage,
-        GraphicsMode.KITTY: _tiw.TGPImage,
+        GraphicsMode.SIXEL: sixel,
+        GraphicsMode.KITTY: kitty,
         GraphicsMode.HALFCELL: _tiw.HalfcellImage,
         GraphicsMode.TEXT: _tiw.UnicodeImage,
-    }[mode]
+    }[resolve(mode)]
 
 
 def cell_pixel_size() -> tuple[int, int]:

@@ -27,10 +27,16 @@ PREVIEW_MAX_SIDE = 768
 
 
 def preview_class(mode: GraphicsMode | str) -> type[Widget]:
-    """textual-image widget class for a preview in ``mode`` (TEXT → half-cell)."""
+    """textual-image widget class for a preview in ``mode`` (TEXT → half-cell). Half
+    cells are drawn by picksel's own widget: dithered for 256 colours, kept in colour
+    under NO_COLOR."""
     concrete = resolve(mode)
-    if concrete is GraphicsMode.TEXT:
-        concrete = GraphicsMode.HALFCELL
+    if concrete in (GraphicsMode.TEXT, GraphicsMode.HALFCELL):
+        try:  # built on textual-image internals; if they moved, textual-image's own widget
+            from picksel.tui.widgets.halfcell_image import HalfcellImage
+        except (ImportError, AttributeError, TypeError):  # pragma: no cover
+            return image_class(GraphicsMode.HALFCELL)
+        return HalfcellImage
     return image_class(concrete)
 
 

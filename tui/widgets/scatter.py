@@ -494,6 +494,8 @@ class MapView(Widget, can_focus=True):
             self._image_widget = None
         if wanted is not None:
             widget = wanted(classes="map-image")
+            if hasattr(widget, "behind_lines"):  # pixel_images: braille behind a dialog
+                widget.behind_lines = self._braille_lines
             self._image_widget = widget
             self.mount(widget)
             self._update_image()
@@ -512,6 +514,15 @@ class MapView(Widget, can_focus=True):
             cursor=self._cursor, point_size=point,
         )
         return PILImage.fromarray(rgb, "RGB")
+
+    def _braille_lines(self, width: int, height: int) -> list[Strip]:
+        """The plot in braille, as text mode draws it: what a pixel-mode map shows behind
+        a dialog, where pixels cannot be drawn (see :mod:`.pixel_images`). Rows are built
+        fresh (the cursor may have moved while the map drew pixels)."""
+        self._ensure_raster()
+        self._cursor_cell = self._cell_of(self._cursor)
+        rows = min(height, self._grid[1])
+        return [self._build_row(row) for row in range(rows)]
 
     def _update_image(self) -> None:
         widget = self._image_widget

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from rich.segment import Segment
 from rich.style import Style
 from textual import events, on
@@ -41,6 +41,7 @@ from textual.strip import Strip
 
 from picksel.textsafe import printable
 from picksel.thumbs import is_placeholder, load_thumbnail
+from picksel.tui.halfcell import TRUECOLOR, colour_system_of, halfcell_strips
 from picksel.tui.viewstate import (
     STATE_COLORS,
     STATE_CORE,
@@ -96,23 +97,16 @@ def _fit(text: str, width: int) -> str:
     return text[: max(0, width - 1)] + "…"
 
 
-def swatch_segments(image: Image.Image) -> tuple[list[Segment], list[Segment]]:
-    """Two lines of half-cell segments (upper/lower pixel per cell) for a thumbnail."""
+def swatch_segments(
+    image: Image.Image, colour_system: str | None = TRUECOLOR
+) -> tuple[list[Segment], list[Segment]]:
+    """Two lines of half-cell segments (upper/lower pixel per cell) for a thumbnail,
+    dithered for ``colour_system`` (see :func:`picksel.tui.halfcell.halfcell_strips`)."""
     if is_placeholder(image):
         text = _fit(" n/a", THUMB_CELLS).ljust(THUMB_CELLS)
         return [Segment(text, _BROKEN)], [Segment(" " * THUMB_CELLS, _PLAIN)]
-    px = ImageOps.fit(image.convert("RGB"), (THUMB_CELLS, ITEM_HEIGHT * 2), Image.Resampling.BOX)
-    arr = np.asarray(px, dtype=np.uint8)
-    lines: list[list[Segment]] = []
-    for line in range(ITEM_HEIGHT):
-        top, bottom = arr[2 * line], arr[2 * line + 1]
-        segs = []
-        for c in range(THUMB_CELLS):
-            fg = "#{:02x}{:02x}{:02x}".format(*top[c].tolist())
-            bg = "#{:02x}{:02x}{:02x}".format(*bottom[c].tolist())
-            segs.append(Segment("▀", Style(color=fg, bgcolor=bg)))
-        lines.append(segs)
-    return lines[0], lines[1]
+    top, bottom = halfcell_strips(image, THUMB_CELLS, ITEM_HEIGHT, colour_system)
+    return list(top), list(bottom)
 
 
 class _ThumbReady(Message):
@@ -441,11 +435,15 @@ class ThumbList(ScrollView, can_focus=True):
             self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="picksel-thumbs")
         self.thumb_requests += 1
         self._pool.submit(
-            self._decode, row, vm.root, vm.paths[row], vm.state_dir, self._generation
+            self._decode, row, vm.root, vm.paths[row], vm.state_dir, self._generation,
+            colour_system_of(self.app),
         )
         return None
 
-    def _decode(self, row: int, root: Path, rel: str, state_dir: Path, generation: int) -> None:
+    def _decode(
+        self, row: int, root: Path, rel: str, state_dir: Path, generation: int,
+        colour_system: str | None,
+    ) -> None:
         """Worker thread: decode one swatch unless it scrolled far away meanwhile."""
         try:
             lo, hi = self._wanted
@@ -455,7 +453,7 @@ class ThumbList(ScrollView, can_focus=True):
                     self._pending.discard(row)
                 return
             image = self._loader(root, rel, state_dir, THUMB_CACHE_SIZE)
-            lines = swatch_segments(image)
+            lines = swatch_segments(image, colour_system)
         except Exception:  # never let a worker die silently with the row stuck pending
             from picksel.thumbs import placeholder
 
