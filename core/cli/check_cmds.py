@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from picksel.cli.common import (
     AlbumCmd,
@@ -19,6 +20,9 @@ from picksel.cli.common import (
 )
 from picksel.errors import UsageError
 from picksel.quality import FLAGS, Thresholds
+
+if TYPE_CHECKING:
+    from picksel.qualitylookup import QualityLookup
 
 CHECK_HELP = """\
 Measures every indexed image once (cached in .picksel/quality.npz by size and mtime)
@@ -86,10 +90,12 @@ def thresholds_for(args: argparse.Namespace, sdir: Path, state) -> Thresholds:
 
 def run_check(album: Path, state_dir: Path | None, sdir: Path, thresholds: Thresholds, pins: set[str]):
     from picksel.check import check_album
+    from picksel.embeddingdups import semantic_vectors
 
     index = load_or_build_index(album, state_dir)
     with progress_bar("Checking") as progress:
-        result = check_album(album, index.paths, sdir, thresholds, pins, progress=progress)
+        result = check_album(album, index.paths, sdir, thresholds, pins, progress=progress,
+                             vectors=semantic_vectors(index))
     for rel, reason in result.unreadable[:5]:
         err(f"could not measure {rel} ({reason})")
     return result
@@ -134,3 +140,17 @@ def cmd_check(args: argparse.Namespace) -> int:
             copies = ", ".join(result.paths[i] for i in g.copies)
             say(f"  [{g.kind}] {result.paths[g.keep]} ← {copies}")
     return 0
+
+
+def quality_lookup(album: Path, sdir: Path, state, index) -> QualityLookup:
+    """Flags and duplicate groups for the outputs that list images (inventory, JSON),
+    from the cached measures only; says once on stderr how many images have none yet."""
+    from picksel.embeddingdups import semantic_vectors
+    from picksel.qualitylookup import cached_quality, unchecked_line
+
+    paths = list(index.paths) if index is not None else []
+    lookup = cached_quality(album, paths, sdir, Thresholds.from_dict(state.quality),
+                            set(state.pins), semantic_vectors(index))
+    if lookup.unchecked:
+        err(unchecked_line(len(lookup.unchecked), album))
+    return lookup
