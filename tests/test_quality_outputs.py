@@ -36,9 +36,9 @@ def made_album(tmp_path_factory: pytest.TempPathFactory) -> Path:
         photos[name].save(root / "photos" / f"{name}.jpg", quality=90)
     ImageOps.mirror(photos["chelsea"]).save(root / "photos" / "chelsea_mirror.jpg", quality=70)
     Image.new("RGB", (320, 240)).save(root / "bad" / "black.png")
-    from picksel.index import build_index
+    from tui_app_helpers import index_album
 
-    build_index(root)
+    index_album(root)  # the builtin index plus a cached map, so the app computes no UMAP
     return root
 
 
@@ -158,3 +158,28 @@ def test_clip_vectors_add_near_duplicates_the_hash_cannot_see(
     assert groups_of(capsys, album, "--set", "near_cosine=1.01") == {mirror}
     assert groups_of(capsys, album) == {mirror}
     assert groups_of(capsys, album, "--reset-thresholds") == {mirror, twins}
+
+
+async def test_tui_inventory_writes_the_same_columns(album: Path, tmp_path: Path, capsys) -> None:
+    from textual.widgets import Input
+    from tui_app_helpers import make_app, run_selection, wait_until
+
+    from picksel.tui.screens.inventory import InventoryScreen
+
+    code, out, _ = picksel(capsys, "check", album, "--json")
+    flags = json.loads(out)["flags"]
+    target = tmp_path / "inv.tsv"
+    app = make_app(album)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await run_selection(app, pilot, count=4, iterations=4)
+        await pilot.press("i")
+        assert await wait_until(pilot, lambda: isinstance(app.screen, InventoryScreen))
+        app.screen.query_one("#inv-path", Input).value = str(target)
+        await pilot.press("enter")
+        assert await wait_until(pilot, target.exists)
+    with target.open(encoding="utf-8", newline="") as fh:
+        records = list(csv.reader(fh, dialect="excel-tab"))
+    assert records[0][6:] == ["Flags", "DupGroup", "DupRole"] and len(records) >= 5
+    for r in records[1:]:
+        rel = f"{r[1]}/{r[0]}"
+        assert r[6] == ",".join(flags.get(rel, []))  # measured: never "unchecked"
