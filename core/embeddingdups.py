@@ -111,7 +111,8 @@ def cosine_pairs(
     if n < 2 or threshold > 1.0:
         return np.zeros((0, 2), np.int64)
     norms = np.linalg.norm(v, axis=1, keepdims=True)
-    v = np.where(norms > 0, v / np.where(norms > 0, norms, 1), 0).astype(np.float32)
+    if not np.allclose(norms, 1.0, atol=1e-4):  # index vectors are unit already: no copy
+        v = (v / np.where(norms > 0, norms, 1)).astype(np.float32)
     reach = max(0.0, 2.0 - 2.0 * float(threshold)) + 1e-5  # float32 slack: the check is exact
     z = _reduced(v, dims, seed)
     sq = (z * z).sum(axis=1)
