@@ -29,7 +29,9 @@ Measures every indexed image once (cached in .picksel/quality.npz by size and mt
 and prints the images flagged dark, bright, blank, blurry, noisy, small, grayscale or
 odd-aspect, then the groups of exact and near duplicates (re-encoded, resized,
 mirrored, brightened, slightly cropped), each naming the image to keep: a pinned one,
-else the most pixels, else the sharpest, else the first path.
+else the most pixels, else the sharpest, else the first path. When the index holds CLIP
+vectors (index --encoder clip:..., or a PhotoMapAI index), images whose vectors reach
+cosine near_cosine (0.95) are near duplicates too; builtin vectors are never compared.
 
 Thresholds given here (--min-side, --set NAME=VALUE) are kept in the album's state for
 the next check; --reset-thresholds goes back to the defaults. See `--list-thresholds`.
