@@ -51,8 +51,8 @@ class QualityLookup:
 
 def unchecked_line(n: int, album: Path | str) -> str:
     what = "image has" if n == 1 else "images have"
-    return (f"{n:,} {what} no quality measures yet (flags and duplicate group left blank): "
-            f"run `picksel check {album}`")
+    return (f"{n:,} {what} no quality measures yet (flags and duplicate group unknown: "
+            f"'unchecked'): run `picksel check {album}`")
 
 
 def _fresh_rows(table: QualityTable, album: Path, wanted: set[str]) -> list[int]:

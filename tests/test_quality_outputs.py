@@ -66,6 +66,10 @@ def test_inventory_is_unchecked_until_check_and_never_measures(
     assert len(rows) == 7 and all(cells == ["unchecked", "", ""] for cells in rows.values())
     assert "7 images have no quality measures yet" in err and "picksel check" in err
     assert not (album / ".picksel" / "quality.npz").exists()  # nothing decoded behind our back
+    # a refusal stays one line: the note about measures comes only with a written file
+    code, _, err = picksel(capsys, "inventory", album, tmp_path / "inv.tsv")
+    assert code == 1 and err.strip().splitlines() == [
+        f"picksel: {tmp_path / 'inv.tsv'} already exists; not overwriting it"]
 
 
 def test_inventory_and_json_carry_flags_and_the_groups_check_lists(

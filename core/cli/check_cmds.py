@@ -144,15 +144,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def quality_lookup(album: Path, sdir: Path, state, index) -> QualityLookup:
+def quality_lookup(album: Path, sdir: Path, state, index, *, warn: bool = True) -> QualityLookup:
     """Flags and duplicate groups for the outputs that list images (inventory, JSON),
-    from the cached measures only; says once on stderr how many images have none yet."""
+    from the cached measures only; says once on stderr how many images have none yet
+    (``warn=False``: the caller says it with ``unchecked_line`` once its output is made)."""
     from picksel.embeddingdups import semantic_vectors
     from picksel.qualitylookup import cached_quality, unchecked_line
 
     paths = list(index.paths) if index is not None else []
     lookup = cached_quality(album, paths, sdir, Thresholds.from_dict(state.quality),
                             set(state.pins), semantic_vectors(index))
-    if lookup.unchecked:
+    if warn and lookup.unchecked:
         err(unchecked_line(len(lookup.unchecked), album))
     return lookup

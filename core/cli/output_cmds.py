@@ -121,16 +121,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_inventory(args: argparse.Namespace) -> int:
     from picksel.indexed import left_out_line
     from picksel.inventory import inventory_rows, left_out_of_inventory, write_inventory
+    from picksel.qualitylookup import unchecked_line
 
     album, sdir, state = open_state(args)
     index = _index(album, args.state_dir) if state.selection is not None else None
     paths = index.paths if index is not None else []
-    quality = quality_lookup(album, sdir, state, index) if index is not None else None
+    quality = quality_lookup(album, sdir, state, index, warn=False) if index is not None else None
     rows = inventory_rows(paths, state.selection, state.excluded, quality)
     left_out = left_out_of_inventory(paths, state.selection, state.excluded)
     if left_out:
         err(left_out_line(left_out))
     n = write_inventory(args.file, rows, csv=args.csv, overwrite=args.force, raw=args.raw)
+    if quality is not None and quality.unchecked:  # only once there is a file to say it of
+        err(unchecked_line(len(quality.unchecked), album))
     included = sum(1 for r in rows if r.status == "Included")
     say(f"inventory written to {args.file}: {included} included, {n - included} excluded")
     return 0
