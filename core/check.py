@@ -157,18 +157,31 @@ def update_table(
     return table, len(todo) - len(unreadable), unreadable
 
 
-def judge(table: QualityTable, thresholds: Thresholds, pinned: set[str]) -> tuple[
+def judge(table: QualityTable, thresholds: Thresholds, pinned: set[str],
+          vectors: tuple[list[str], np.ndarray] | None = None) -> tuple[
     dict[str, list[str]], list[DuplicateGroup]
 ]:
-    """Flags (flagged images only) and duplicate groups of a measured table."""
+    """Flags (flagged images only) and duplicate groups of a measured table; ``vectors``
+    (an index's paths and CLIP vectors, see ``picksel.embeddingdups``) add the pairs
+    whose cosine reaches ``thresholds.near_cosine``."""
     per_row = flags_of(table.values, thresholds)
     flags = {p: f for p, f in zip(table.paths, per_row, strict=True) if f}
     n = len(table)
-    pairs = np.concatenate([exact_pairs(table.pixel_hash), near_pairs(table.phash, table.thumbs)])
+    pairs = np.concatenate([exact_pairs(table.pixel_hash), near_pairs(table.phash, table.thumbs),
+                            _embedding_pairs(table, vectors, thresholds.near_cosine)])
     pixels = table.values[:, COL["width"]].astype(np.float64) * table.values[:, COL["height"]]
     groups = group(n, pairs, table.pixel_hash, table.paths, pixels,
                    table.values[:, COL["sharpness"]], pinned)
     return flags, groups
+
+
+def _embedding_pairs(table: QualityTable, vectors: tuple[list[str], np.ndarray] | None,
+                     threshold: float) -> np.ndarray:
+    if vectors is None:
+        return np.zeros((0, 2), np.int64)
+    from picksel.embeddingdups import embedding_pairs
+
+    return embedding_pairs(table.paths, vectors[0], vectors[1], threshold)
 
 
 def check_album(
@@ -179,7 +192,9 @@ def check_album(
     pinned: set[str] | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    vectors: tuple[list[str], np.ndarray] | None = None,
 ) -> CheckResult:
+    """``vectors``: ``picksel.embeddingdups.semantic_vectors(index)``, None without CLIP."""
     table, measured, unreadable = update_table(album, rels, state_dir, progress, cancel)
-    flags, groups = judge(table, thresholds, pinned or set())
+    flags, groups = judge(table, thresholds, pinned or set(), vectors)
     return CheckResult(table.paths, table, flags, groups, thresholds, measured, unreadable)

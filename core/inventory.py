@@ -29,6 +29,13 @@ Included rows are only indexed images of the album: an entry of the saved select
 is not (``.``, ``../../etc/passwd``, a caption...) is left out, and the caller reports
 ``left_out_of_inventory`` once. Without a selection there is nothing to list: both the
 CLI and the app refuse with ``NO_SELECTION``.
+
+Three columns follow the curator's six (older six-column files still read back):
+``Flags`` (the image's quality flags joined by commas, in ``picksel.quality.FLAGS`` order;
+empty when it is clean; ``unchecked`` when it has no measures yet), ``DupGroup`` (the
+number of its duplicate group, as ``picksel check`` lists them; empty outside any group)
+and ``DupRole`` (``keep`` or ``copy``). Sorting by DupGroup puts each group together;
+filtering DupRole = copy gives every duplicate but its keeper.
 """
 
 from __future__ import annotations
@@ -40,14 +47,23 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from picksel.errors import PickselError
 from picksel.export import place_no_replace
 from picksel.filemode import chmod_like_new_file
 from picksel.indexed import split_indexed
+from picksel.quality import FLAGS
 from picksel.state import SavedSelection
 
-HEADER = ("Filename", "Subfolder", "Count", "Frequency(%)", "Index", "Status")
+if TYPE_CHECKING:
+    from picksel.qualitylookup import QualityLookup
+
+CURATOR_HEADER = ("Filename", "Subfolder", "Count", "Frequency(%)", "Index", "Status")
+"""PhotoMapAI's columns: files with only these (written before the quality columns) still read."""
+HEADER = (*CURATOR_HEADER, "Flags", "DupGroup", "DupRole")
+UNCHECKED = "unchecked"
+ROLES = ("", "keep", "copy")
 INCLUDED, EXCLUDED = "Included", "Excluded"
 NO_SELECTION = "no selection yet: run a selection first (`picksel select ALBUM`, or s in the app)"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -61,6 +77,9 @@ class InventoryRow:
     frequency: float
     index: int | None
     status: str
+    flags: tuple[str, ...] | None = None  # None: not measured yet (``unchecked``)
+    dup_group: int | None = None
+    dup_role: str = ""  # "keep" / "copy" within dup_group
 
     @property
     def rel(self) -> str:
@@ -87,12 +106,14 @@ def left_out_of_inventory(
 
 
 def inventory_rows(
-    paths: list[str], selection: SavedSelection | None, excluded: set[str]
+    paths: list[str], selection: SavedSelection | None, excluded: set[str],
+    quality: QualityLookup | None = None,
 ) -> list[InventoryRow]:
     """Included rows (consensus minus exclusions, consensus order) then Excluded rows.
 
     ``paths`` is the album index's row list (for the Index column, and the only images an
-    Included row may name). Raises PickselError(NO_SELECTION) without a selection.
+    Included row may name); ``quality`` fills the flag and duplicate columns (every row
+    is unchecked without it). Raises PickselError(NO_SELECTION) without a selection.
     """
     if selection is None:
         raise PickselError(NO_SELECTION)
@@ -103,7 +124,10 @@ def inventory_rows(
         votes = selection.votes.get(rel, 0) if selection is not None else 0
         freq = round(selection.frequency(rel), 1) if selection is not None else 0.0
         name, folder = _split(rel)
-        return InventoryRow(name, folder, votes, freq, row_of.get(rel), status)
+        q = quality.get(rel) if quality is not None else None
+        if q is None:
+            return InventoryRow(name, folder, votes, freq, row_of.get(rel), status)
+        return InventoryRow(name, folder, votes, freq, row_of.get(rel), status, q.flags, q.group, q.role)
 
     rows.extend(make(rel, INCLUDED) for rel in _included(paths, selection, excluded)[0])
     rows.extend(make(rel, EXCLUDED) for rel in sorted(excluded))
@@ -137,6 +161,9 @@ def _format(rows: list[InventoryRow], delimiter: str, raw: bool = False) -> str:
             f"{r.frequency:.1f}",
             "" if r.index is None else str(r.index),
             r.status,
+            UNCHECKED if r.flags is None else ",".join(r.flags),
+            "" if r.dup_group is None else str(r.dup_group),
+            r.dup_role,
         )
         out.write(delimiter.join(_quote(f, delimiter) for f in fields) + "\n")
     return out.getvalue()
@@ -190,6 +217,19 @@ def write_inventory(
     return len(rows)
 
 
+def _with_quality(row: InventoryRow, flags: str, group: str, role: str) -> InventoryRow:
+    names = None if flags == UNCHECKED else tuple(f for f in flags.split(",") if f)
+    if names is not None and any(f not in FLAGS for f in names):
+        raise ValueError(f"flags {flags!r}")
+    if role not in ROLES or bool(role) != bool(group):
+        raise ValueError(f"duplicate group {group!r} role {role!r}")
+    number = int(group) if group else None
+    if number is not None and number < 1:
+        raise ValueError(f"duplicate group {group!r}")
+    return InventoryRow(row.filename, row.subfolder, row.count, row.frequency, row.index,
+                        row.status, names, number, role)
+
+
 def read_inventory(file: Path, *, csv: bool = False, raw: bool = False) -> list[InventoryRow]:
     """Parse a file written by ``write_inventory`` with the same ``csv`` and ``raw``
     (PickselError on anything else)."""
@@ -203,18 +243,23 @@ def read_inventory(file: Path, *, csv: bool = False, raw: bool = False) -> list[
         raise PickselError(f"cannot read {file}: {(e.strerror or str(e)).lower()}") from e
     except csv_mod.Error as e:
         raise PickselError(f"{file}: not a valid inventory ({e})") from e
-    if not records or tuple(records[0]) != HEADER:
+    if not records or tuple(records[0]) not in (HEADER, CURATOR_HEADER):
         kind = "comma" if csv else "tab"
         raise PickselError(f"{file}: not a {kind}-separated picksel inventory (unexpected header)")
+    width = len(records[0])
     rows = []
     for n, rec in enumerate(records[1:], start=2):
         try:
-            name, folder, count, freq, index, status = rec
+            if len(rec) != width:
+                raise ValueError(f"{len(rec)} fields, not {width}")
+            name, folder, count, freq, index, status = rec[:6]
             if status not in (INCLUDED, EXCLUDED):
                 raise ValueError(f"status {status!r}")
-            rows.append(
-                InventoryRow(text(name), text(folder), int(count), float(freq), int(index) if index else None, status)
-            )
+            row = InventoryRow(text(name), text(folder), int(count), float(freq),
+                               int(index) if index else None, status)
+            if width == len(HEADER):
+                row = _with_quality(row, *rec[6:])
+            rows.append(row)
         except ValueError as e:
             raise PickselError(f"{file}: bad record {n} ({e})") from e
     return rows

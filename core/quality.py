@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from PIL import Image
 
+from picksel.embeddingdups import NEAR_COSINE  # near duplicates by CLIP cosine (documented there)
+
 WORK_SIDE = 256
 """Images are measured at up to 256 px (brightness, entropy, noise, colour)."""
 SHARP_SIDE = 128
@@ -107,6 +109,7 @@ class Thresholds:
     min_side: int = MIN_SIDE
     gray_chroma: float = GRAY_CHROMA
     max_aspect: float = MAX_ASPECT
+    near_cosine: float = NEAR_COSINE  # only when the index holds CLIP vectors
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)

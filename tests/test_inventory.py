@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from picksel.errors import PickselError
 from picksel.inventory import (
+    CURATOR_HEADER,
     HEADER,
     NO_SELECTION,
     InventoryRow,
@@ -21,6 +22,8 @@ from picksel.inventory import (
     read_inventory,
     write_inventory,
 )
+from picksel.quality import FLAGS
+from picksel.qualitylookup import ImageQuality, QualityLookup
 from picksel.state import SavedSelection
 
 PATHS = ["a/01.png", "a/02.png", "b/c/03.jpg", "top.jpg", "x.png"]
@@ -68,13 +71,14 @@ def test_tsv_layout(tmp_path: Path):
     f = tmp_path / "inv.tsv"
     assert write_inventory(f, rows) == 4
     text = f.read_bytes().decode()
-    assert text.splitlines()[0] == "Filename\tSubfolder\tCount\tFrequency(%)\tIndex\tStatus"
+    assert text.splitlines()[0] == (
+        "Filename\tSubfolder\tCount\tFrequency(%)\tIndex\tStatus\tFlags\tDupGroup\tDupRole")
     assert "\r" not in text and text.endswith("\n")
-    assert text.splitlines()[1:] == [
-        "top.jpg\t\t30\t100.0\t3\tIncluded",
-        "02.png\ta\t20\t66.7\t1\tIncluded",
-        "01.png\ta\t13\t43.3\t0\tIncluded",
-        "old.png\tgone\t0\t0.0\t\tExcluded",
+    assert text.splitlines()[1:] == [  # no quality lookup: every image is unchecked
+        "top.jpg\t\t30\t100.0\t3\tIncluded\tunchecked\t\t",
+        "02.png\ta\t20\t66.7\t1\tIncluded\tunchecked\t\t",
+        "01.png\ta\t13\t43.3\t0\tIncluded\tunchecked\t\t",
+        "old.png\tgone\t0\t0.0\t\tExcluded\tunchecked\t\t",
     ]
     assert read_inventory(f) == rows
 
@@ -85,7 +89,7 @@ def test_csv_layout_and_quoting(tmp_path: Path):
     write_inventory(f, rows, csv=True)
     lines = f.read_text().splitlines()
     assert lines[0] == ",".join(HEADER)
-    assert lines[1] == '"a,""b"".png","dir, with comma",1,50.0,0,Included'
+    assert lines[1] == '"a,""b"".png","dir, with comma",1,50.0,0,Included,unchecked,,'
     with open(f, newline="") as fh:
         assert list(csv.reader(fh))[1][0] == 'a,"b".png'  # any csv reader agrees
     assert read_inventory(f, csv=True) == rows
@@ -123,6 +127,53 @@ def test_reading_something_else_is_a_clear_error(tmp_path: Path):
         read_inventory(tmp_path / "nope.tsv")
 
 
+def test_quality_columns(tmp_path: Path):
+    quality = QualityLookup({
+        "top.jpg": ImageQuality(("dark", "blank"), 2, "copy", "near"),
+        "a/01.png": ImageQuality(),  # measured and clean
+        "a/02.png": ImageQuality((), 2, "keep", "near"),
+    })
+    rows = inventory_rows(PATHS, selection(), {"a/02.png", "x.png"}, quality)
+    assert [(r.rel, r.flags, r.dup_group, r.dup_role) for r in rows] == [
+        ("top.jpg", ("dark", "blank"), 2, "copy"),
+        ("a/01.png", (), None, ""),
+        ("a/02.png", (), 2, "keep"),
+        ("x.png", None, None, ""),  # no measures: unchecked, not clean
+    ]
+    f = tmp_path / "inv.csv"
+    write_inventory(f, rows, csv=True)
+    assert f.read_text().splitlines() == [
+        "Filename,Subfolder,Count,Frequency(%),Index,Status,Flags,DupGroup,DupRole",
+        'top.jpg,,30,100.0,3,Included,"dark,blank",2,copy',
+        "01.png,a,13,43.3,0,Included,,,",
+        "02.png,a,20,66.7,1,Excluded,,2,keep",
+        "x.png,,0,0.0,4,Excluded,unchecked,,",
+    ]
+    assert read_inventory(f, csv=True) == rows
+
+
+def test_six_column_files_written_before_the_quality_columns_still_read(tmp_path: Path):
+    f = tmp_path / "old.tsv"
+    f.write_text("\t".join(CURATOR_HEADER) + "\ntop.jpg\t\t30\t100.0\t3\tIncluded\n")
+    assert read_inventory(f) == [InventoryRow("top.jpg", "", 30, 100.0, 3, "Included")]
+    assert read_inventory(f)[0].flags is None  # unchecked, not clean
+
+
+@pytest.mark.parametrize("cells", [
+    "fuzzy\t\t",  # not a flag
+    "dark\t\tcopy",  # a role without a group
+    "\t3\t",  # a group without a role
+    "\t0\tkeep",  # groups count from 1
+    "\t2\tmaybe",
+    "dark",  # too few fields
+])
+def test_bad_quality_cells_are_bad_records(tmp_path: Path, cells: str):
+    f = tmp_path / "bad.tsv"
+    f.write_text("\t".join(HEADER) + "\ntop.jpg\t\t30\t100.0\t3\tIncluded\t" + cells + "\n")
+    with pytest.raises(PickselError, match="bad record 2"):
+        read_inventory(f)
+
+
 # A name part is either text or what os.fsdecode makes of arbitrary bytes (lone surrogates).
 name_part = st.one_of(
     st.text(alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="/\x00"), min_size=1, max_size=12),
@@ -133,19 +184,33 @@ name_part = st.one_of(
 rel_paths = st.lists(name_part, min_size=1, max_size=3).map("/".join)
 
 
+image_quality = st.one_of(
+    st.none(),  # unchecked
+    st.builds(
+        lambda flags, group, keep: ImageQuality(tuple(f for f in FLAGS if f in flags), group,
+                                                "" if group is None else ("keep" if keep else "copy"),
+                                                "" if group is None else "near"),
+        st.sets(st.sampled_from(FLAGS)), st.one_of(st.none(), st.integers(1, 10**6)), st.booleans(),
+    ),
+)
+
+
 @settings(max_examples=120, deadline=None)
 @given(
     included=st.lists(rel_paths, max_size=8, unique=True),
     excluded=st.sets(rel_paths, max_size=5),
     use_csv=st.booleans(),
     raw=st.booleans(),
+    data=st.data(),
 )
-def test_round_trip_property(included, excluded, use_csv, raw):
+def test_round_trip_property(included, excluded, use_csv, raw, data):
     paths = sorted(set(included) | set(sorted(excluded)[::2]))  # some excluded ones no longer indexed
     votes = {p: (i * 7) % 31 for i, p in enumerate(included + sorted(excluded))}
     votes = {p: v for p, v in votes.items() if v}
     sel = SavedSelection("kmeans", len(included), 30, 3, "f", list(included), votes)
-    rows = inventory_rows(paths, sel, excluded)
+    drawn = {p: data.draw(image_quality) for p in paths}
+    quality = QualityLookup({p: q for p, q in drawn.items() if q is not None})
+    rows = inventory_rows(paths, sel, excluded, quality)
     with tempfile.TemporaryDirectory() as tmp:
         f = Path(tmp) / "inv"
         assert write_inventory(f, rows, csv=use_csv, raw=raw) == len(rows)

@@ -874,7 +874,8 @@ class PickselApp(App[int]):
         if c is None:
             return
         self.push_screen(
-            InventoryScreen(c.paths, c.state.selection, set(c.state.excluded), default_inventory_path(c)),
+            InventoryScreen(c.paths, c.state.selection, set(c.state.excluded), default_inventory_path(c),
+                            quality=lambda: inventory_quality(c)),
             self._inventoried,
         )
 
@@ -1014,6 +1015,7 @@ from picksel.tui.screens.export import ExportScreen  # noqa: E402
 from picksel.tui.screens.help import HelpScreen  # noqa: E402
 from picksel.tui.screens.indexing import IndexingScreen  # noqa: E402
 from picksel.tui.screens.inventory import InventoryScreen  # noqa: E402
+from picksel.tui.screens.inventory import quality_of as inventory_quality  # noqa: E402
 from picksel.tui.screens.preview import PreviewScreen  # noqa: E402
 
 

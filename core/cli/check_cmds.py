@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from picksel.cli.common import (
     AlbumCmd,
@@ -20,12 +21,17 @@ from picksel.cli.common import (
 from picksel.errors import UsageError
 from picksel.quality import FLAGS, Thresholds
 
+if TYPE_CHECKING:
+    from picksel.qualitylookup import QualityLookup
+
 CHECK_HELP = """\
 Measures every indexed image once (cached in .picksel/quality.npz by size and mtime)
 and prints the images flagged dark, bright, blank, blurry, noisy, small, grayscale or
 odd-aspect, then the groups of exact and near duplicates (re-encoded, resized,
 mirrored, brightened, slightly cropped), each naming the image to keep: a pinned one,
-else the most pixels, else the sharpest, else the first path.
+else the most pixels, else the sharpest, else the first path. When the index holds CLIP
+vectors (index --encoder clip:..., or a PhotoMapAI index), images whose vectors reach
+cosine near_cosine (0.95) are near duplicates too; builtin vectors are never compared.
 
 Thresholds given here (--min-side, --set NAME=VALUE) are kept in the album's state for
 the next check; --reset-thresholds goes back to the defaults. See `--list-thresholds`.
@@ -86,10 +92,12 @@ def thresholds_for(args: argparse.Namespace, sdir: Path, state) -> Thresholds:
 
 def run_check(album: Path, state_dir: Path | None, sdir: Path, thresholds: Thresholds, pins: set[str]):
     from picksel.check import check_album
+    from picksel.embeddingdups import semantic_vectors
 
     index = load_or_build_index(album, state_dir)
     with progress_bar("Checking") as progress:
-        result = check_album(album, index.paths, sdir, thresholds, pins, progress=progress)
+        result = check_album(album, index.paths, sdir, thresholds, pins, progress=progress,
+                             vectors=semantic_vectors(index))
     for rel, reason in result.unreadable[:5]:
         err(f"could not measure {rel} ({reason})")
     return result
@@ -134,3 +142,18 @@ def cmd_check(args: argparse.Namespace) -> int:
             copies = ", ".join(result.paths[i] for i in g.copies)
             say(f"  [{g.kind}] {result.paths[g.keep]} ← {copies}")
     return 0
+
+
+def quality_lookup(album: Path, sdir: Path, state, index, *, warn: bool = True) -> QualityLookup:
+    """Flags and duplicate groups for the outputs that list images (inventory, JSON),
+    from the cached measures only; says once on stderr how many images have none yet
+    (``warn=False``: the caller says it with ``unchecked_line`` once its output is made)."""
+    from picksel.embeddingdups import semantic_vectors
+    from picksel.qualitylookup import cached_quality, unchecked_line
+
+    paths = list(index.paths) if index is not None else []
+    lookup = cached_quality(album, paths, sdir, Thresholds.from_dict(state.quality),
+                            set(state.pins), semantic_vectors(index))
+    if warn and lookup.unchecked:
+        err(unchecked_line(len(lookup.unchecked), album))
+    return lookup

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from picksel.cli.check_cmds import quality_lookup
 from picksel.cli.common import (
     AlbumCmd,
     editing,
@@ -40,8 +41,10 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
     sp.set_defaults(handler=cmd_export)
 
     sp = album_cmd("inventory", "write the inventory of included and excluded images",
-                   "Columns: Filename Subfolder Count Frequency(%) Index Status.\n"
-                   "Included images first (consensus order), then excluded ones.\n"
+                   "Columns: Filename Subfolder Count Frequency(%) Index Status Flags DupGroup\n"
+                   "DupRole. Included images first (consensus order), then excluded ones.\n"
+                   "Flags and the duplicate group come from the measures `picksel check` keeps\n"
+                   "(never computed here): an image without them says 'unchecked'.\n"
                    "Cells starting with = + - @ (or tab, CR) get a leading ' so a spreadsheet\n"
                    "shows them as text instead of running them as formulas; --raw writes\n"
                    "them as they are (for scripts).")
@@ -59,14 +62,12 @@ def add_parsers(sub: argparse._SubParsersAction, album_cmd: AlbumCmd) -> None:
     sp.set_defaults(handler=cmd_favorites)
 
 
-def _indexed_paths(album: Path, state_dir: Path | None) -> list[str]:
-    """The album index's paths: export and inventory accept only these."""
-    from picksel.errors import PickselError
-
+def _index(album: Path, state_dir: Path | None):
+    """The album index: export and inventory accept only its paths."""
     index = load_index_or_none(album, state_dir)
     if index is None:
         raise PickselError(f"{album} has no index: run `picksel index {album}` first")
-    return index.paths
+    return index
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -77,9 +78,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     album, sdir, state = open_state(args)
     require_selection(state, album)
     rels = included_paths(state)
-    indexed = _indexed_paths(album, args.state_dir)
+    index = _index(album, args.state_dir)
     with progress_bar("Exporting") as progress:
-        report = export_images(album, rels, args.dest, progress=progress, indexed=indexed,
+        report = export_images(album, rels, args.dest, progress=progress, indexed=index.paths,
                                others=args.others)
     if report.left_out:
         err(left_out_line(report.left_out))
@@ -89,12 +90,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     except PickselError as e:  # the copies are made; only remembering DEST failed
         err(f"exported, but could not remember the folder: {e}")
     if args.json:
+        quality = quality_lookup(album, sdir, state, index)
         emit_json(
             {
                 "dest": str(report.dest),
                 "copied": len(report.copied),
                 "sidecars": len(report.sidecars),
-                "files": [{"path": rel, "name": name} for rel, name in report.copied + report.sidecars],
+                # images carry their flags and duplicate group (sidecars are not images)
+                "files": [{"path": rel, "name": name, **quality.json_fields(rel)}
+                          for rel, name in report.copied]
+                + [{"path": rel, "name": name} for rel, name in report.sidecars],
                 "already_there": [str(p) for p in report.identical_skipped],
                 "left_out": report.left_out,
                 "merged_with": report.merged_with,
@@ -116,14 +121,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_inventory(args: argparse.Namespace) -> int:
     from picksel.indexed import left_out_line
     from picksel.inventory import inventory_rows, left_out_of_inventory, write_inventory
+    from picksel.qualitylookup import unchecked_line
 
-    album, _, state = open_state(args)
-    paths = _indexed_paths(album, args.state_dir) if state.selection is not None else []
-    rows = inventory_rows(paths, state.selection, state.excluded)
+    album, sdir, state = open_state(args)
+    index = _index(album, args.state_dir) if state.selection is not None else None
+    paths = index.paths if index is not None else []
+    quality = quality_lookup(album, sdir, state, index, warn=False) if index is not None else None
+    rows = inventory_rows(paths, state.selection, state.excluded, quality)
     left_out = left_out_of_inventory(paths, state.selection, state.excluded)
     if left_out:
         err(left_out_line(left_out))
     n = write_inventory(args.file, rows, csv=args.csv, overwrite=args.force, raw=args.raw)
+    if quality is not None and quality.unchecked:  # only once there is a file to say it of
+        err(unchecked_line(len(quality.unchecked), album))
     included = sum(1 for r in rows if r.status == "Included")
     say(f"inventory written to {args.file}: {included} included, {n - included} excluded")
     return 0

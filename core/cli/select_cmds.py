@@ -108,6 +108,11 @@ def cmd_select(args: argparse.Namespace) -> int:
         for r in result.consensus
     ]
     if args.json:
+        from picksel.cli.check_cmds import quality_lookup
+
+        quality = quality_lookup(album, sdir, state, index)
+        for s in selected:
+            s.update(quality.json_fields(s["path"]))
         payload = {
             "method": result.method,
             "count": result.count,

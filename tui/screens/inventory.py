@@ -4,10 +4,13 @@ The file name defaults to the last inventory written, else ``SET_inventory.tsv``
 the last export folder SET, else ``ALBUM_inventory.tsv`` in the home folder; an existing
 file is only replaced after a yes in a confirmation. Without a selection it refuses with
 the CLI's words (``picksel.inventory.NO_SELECTION``) instead of writing a bare header.
+The flag and duplicate columns come from the cached measures, as in the CLI (looked up
+when the file is written, never measured here); images without them are ``unchecked``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.text import Text
@@ -24,6 +27,18 @@ from picksel.tui.screens.confirm import ConfirmScreen
 from picksel.tui.widgets.sidebar import MethodButton
 
 
+def quality_of(curator):
+    """The album's flags and duplicate groups from the cached measures (what
+    ``picksel inventory`` writes), for ``InventoryScreen(quality=...)``."""
+    from picksel.embeddingdups import semantic_vectors
+    from picksel.quality import Thresholds
+    from picksel.qualitylookup import cached_quality
+
+    return cached_quality(curator.album, list(curator.paths), curator.state_dir,
+                          Thresholds.from_dict(curator.state.quality), set(curator.state.pins),
+                          semantic_vectors(curator.index))
+
+
 class FormatButton(MethodButton):
     """TSV / CSV: ● for the chosen format, ○ for the other, readable without colour."""
 
@@ -33,8 +48,10 @@ class InventoryScreen(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "close", "Close")]
 
-    def __init__(self, paths: list[str], selection, excluded: set[str], default_path: str) -> None:
+    def __init__(self, paths: list[str], selection, excluded: set[str], default_path: str,
+                 quality: Callable[[], object] | None = None) -> None:
         super().__init__()
+        self.quality = quality  # () -> QualityLookup, called when writing
         self.paths = paths
         self.selection = selection
         self.excluded = excluded
@@ -44,7 +61,8 @@ class InventoryScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog inventory-dialog") as box:
             box.border_title = "Inventory"
             box.border_subtitle = "enter: write · escape: close"
-            yield Static("File to write (Filename, Subfolder, Count, Frequency, Index, Status):")
+            yield Static("File to write (Filename, Subfolder, Count, Frequency, Index, Status, "
+                         "Flags, DupGroup, DupRole):")
             yield Input(self.default_path, id="inv-path")
             with RadioSet(id="inv-format", compact=True):
                 yield FormatButton("TSV (tab-separated)", id="fmt-tsv", value=not self._is_csv(self.default_path))
@@ -117,9 +135,11 @@ class InventoryScreen(ModalScreen[str | None]):
     def _write(self, path: Path, *, overwrite: bool = False) -> None:
         from picksel.indexed import left_out_line
         from picksel.inventory import inventory_rows, left_out_of_inventory, write_inventory
+        from picksel.qualitylookup import unchecked_line
 
+        lookup = self.quality() if self.quality is not None else None
         try:
-            rows = inventory_rows(self.paths, self.selection, self.excluded)
+            rows = inventory_rows(self.paths, self.selection, self.excluded, lookup)
         except PickselError as e:
             self._message(Text(str(e), style="bold red"))
             return
@@ -132,6 +152,8 @@ class InventoryScreen(ModalScreen[str | None]):
         left_out = left_out_of_inventory(self.paths, self.selection, self.excluded)
         if left_out:
             self.app.notify(left_out_line(left_out), severity="warning")
+        if lookup is not None and lookup.unchecked:
+            self.app.notify(unchecked_line(len(lookup.unchecked), self.app.curator.album), severity="warning")
         self.app.notify(f"Inventory: {n} rows written to {path}")
         self.dismiss(str(path))
 
