@@ -136,6 +136,8 @@ async def test_flagged_and_duplicates_filters_and_an_empty_filter_says_why(album
             if t.filter == "flagged":
                 assert sorted(c.rel(int(r)) for r in t.rows) == sorted(expected["flags"])
                 assert t.border_title == f"flagged · {len(expected['flags'])}/{c.n}"
+                # rarest flags first: the black frame tops photos that are only "small"
+                assert c.rel(int(t.rows[0])) == "bad/black.png"
             if t.filter == "duplicates":
                 listed = [c.rel(int(r)) for r in t.rows]
                 want = [p for g in c.quality.groups for p in (c.rel(g[0]), *[c.rel(r) for r in g[1]])]
@@ -321,3 +323,17 @@ def test_quality_marks_follow_the_index_rows(album: Path) -> None:
     assert quality_labels(q, 1)[1:] == quality_labels(q, 2)[1:] == [("small", "flag")]
     q2 = QualityMarks.from_check(result, {"bad/black.png": 0}, 1)
     assert q2.groups == [] and q2.flags(0)[:1] == ["dark"]
+
+
+def test_flagged_order_puts_rare_flags_first() -> None:
+    from picksel.tui.marks import FLAG_BIT
+
+    n = 6
+    bits = np.full(n, FLAG_BIT["small"] | FLAG_BIT["grayscale"], np.uint16)
+    bits[1] = 0
+    bits[4] |= FLAG_BIT["dark"] | FLAG_BIT["blank"]
+    bits[5] = FLAG_BIT["noisy"]
+    q = QualityMarks(bits, np.zeros(n, np.int32), np.zeros(n, bool), np.zeros(n, np.int32),
+                     np.zeros(n, np.int32), np.zeros(n, np.float32), [], [])
+    assert q.flagged_order().tolist() == [4, 5, 0, 2, 3]
+    assert q.summary() == "5 flagged · 0 duplicate groups"

@@ -98,6 +98,19 @@ class QualityMarks:
         mask = sum(FLAG_BIT[f] for f in wanted) if wanted else (1 << len(FLAGS)) - 1
         return (self.flag_bits & np.uint16(mask)) != 0
 
+    def flagged_order(self) -> np.ndarray:
+        """Flagged rows, rarest flags first: on an album of small grayscale scans, where
+        nearly every image is "small gray", the one black frame and the one noise image
+        must top the list, not sit somewhere among 1,800 alike (each flag weighs
+        1 / its count; ties keep index order)."""
+        counts = self.counts()
+        weight = np.zeros(len(self), np.float64)
+        for f in FLAGS:
+            if counts[f]:
+                weight += ((self.flag_bits & np.uint16(FLAG_BIT[f])) != 0) / counts[f]
+        rows = np.flatnonzero(self.flag_bits)
+        return rows[np.argsort(-weight[rows], kind="stable")].astype(np.int64)
+
     def duplicate_order(self) -> np.ndarray:
         """Rows of every group, group by group, keeper first: the "duplicates" filter."""
         out = [r for keep, copies in self.groups for r in (keep, *copies)]

@@ -40,8 +40,7 @@ def card_facts(curator, row: int, chosen: bool, suggested: bool) -> Text:
         text.append("✗ exclude", style="bold")
     if suggested:
         text.append("  (suggested)", style="dim")
-    text.append("\n")
-    text.append(printable(rel.name) + "\n", style="bold")
+    text.append("\n")  # the name is the picture's caption, just above
     folder = printable(rel.parent.as_posix())
     text.append(("." if folder in ("", ".") else folder) + "\n", style="dim")
     text.append(f"{int(q.width[row])} × {int(q.height[row])} px · sharp {float(q.sharpness[row]):.3g}\n")
@@ -179,7 +178,7 @@ class DuplicatesScreen(ModalScreen[None]):
                 card_facts(c, row, chosen=chosen, suggested=row == members[0]))
             preview = card.query_one(ImagePreview)
             if card.row != row or preview.path is None:
-                preview.show(c.album / c.rel(row), printable(PurePosixPath(c.rel(row)).name))
+                preview.show(c.album / c.rel(row))
             card.row = row
         others = len(members) - 1
         keep_name = printable(PurePosixPath(c.rel(members[self.chosen])).name)

@@ -520,7 +520,7 @@ class ThumbList(ScrollView, can_focus=True):
             order = order[np.asarray(vm.favorite, dtype=bool)[order]]
         elif self.filter == "flagged":
             q = vm.quality
-            order = order[q.flagged_mask()[order]] if q is not None and len(q) == n else order[:0]
+            order = q.flagged_order() if q is not None and len(q) == n else order[:0]
         elif self.filter == "duplicates":
             q = vm.quality
             order = q.duplicate_order() if q is not None and len(q) == n else order[:0]
