@@ -233,12 +233,15 @@ async def test_duplicates_review_keeps_the_chosen_one_and_u_undoes(album: Path) 
         await pilot.press("right")  # keep the second image instead of the suggested one
         await pilot.pause()
         assert "KEEP" in str(screen.query_one("#dup-card-1 .dup-facts").render())
+        first = screen.index
         await pilot.press("x")
         others = sorted(c.rel(r) for r in members if r != members[1])
         assert await wait_until(pilot, lambda: sorted(saved_state(app).excluded) == others)
         assert c.rel(members[1]) not in saved_state(app).excluded
+        assert screen.index == first + 1  # on to the next group
         await pilot.press("u")
         assert await wait_until(pilot, lambda: not saved_state(app).excluded)
+        assert (screen.index, screen.chosen) == (first, 1)  # back where the x was
         assert isinstance(app.screen, DuplicatesScreen)
         await pilot.press("escape")
         await pilot.pause()

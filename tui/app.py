@@ -843,17 +843,19 @@ class PickselApp(QualityActions, App[int]):
         if n is not None:
             self._changed(f"Favorites set to the {n} selected images" + self.UNDO_HINT)
 
-    def action_undo(self) -> None:
+    def action_undo(self) -> object:
+        """Undo the newest change; returns what was undone (None: nothing)."""
         c = self._need_album()
         if c is None:
-            return
+            return None
         done = self._edit(c.undo)
         if done is None:
             if not self._edit_failed:
                 self.notify("Nothing to undo")
-            return
+            return None
         msg = done.message(with_time=False)  # short: notifications are narrow
         self._changed(msg[0].upper() + msg[1:])
+        return done
 
     def action_export(self) -> None:
         c = self._need_album()

@@ -101,13 +101,15 @@ class QualityMarks:
     def flagged_order(self) -> np.ndarray:
         """Flagged rows, rarest flags first: on an album of small grayscale scans, where
         nearly every image is "small gray", the one black frame and the one noise image
-        must top the list, not sit somewhere among 1,800 alike (each flag weighs
-        1 / its count; ties keep index order)."""
+        must top the list, not sit somewhere among 1,800 alike (each defect weighs
+        1 / its count, a content note such as gray a tenth of that; ties keep index
+        order)."""
         counts = self.counts()
         weight = np.zeros(len(self), np.float64)
         for f in FLAGS:
             if counts[f]:
-                weight += ((self.flag_bits & np.uint16(FLAG_BIT[f])) != 0) / counts[f]
+                w = (1.0 if f in DEFECT_FLAGS else 0.1) / counts[f]  # notes weigh less
+                weight += ((self.flag_bits & np.uint16(FLAG_BIT[f])) != 0) * w
         rows = np.flatnonzero(self.flag_bits)
         return rows[np.argsort(-weight[rows], kind="stable")].astype(np.int64)
 

@@ -127,7 +127,7 @@ class QualityActions:
         counts = q.counts()
         options = [(f, f, counts[f]) for f in FLAGS]
         defects = int(q.flagged_mask(set(DEFECT_FLAGS)).sum())
-        options.append((ALL_DEFECTS, "all defects (" + " ".join(DEFECT_FLAGS) + ")", defects))
+        options.append((ALL_DEFECTS, "all defects (not grayscale, odd-aspect)", defects))
         options.append((DUPLICATE_COPIES, "duplicate copies (each group keeps one)",
                         len(q.copy_rows())))
         self.push_screen(FlagChoiceScreen(options), self._exclude_kind)  # type: ignore[attr-defined]

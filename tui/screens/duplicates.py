@@ -43,7 +43,8 @@ def card_facts(curator, row: int, chosen: bool, suggested: bool) -> Text:
     text.append("\n")  # the name is the picture's caption, just above
     folder = printable(rel.parent.as_posix())
     text.append(("." if folder in ("", ".") else folder) + "\n", style="dim")
-    text.append(f"{int(q.width[row])} × {int(q.height[row])} px · sharp {float(q.sharpness[row]):.3g}\n")
+    text.append(f"{int(q.width[row])} × {int(q.height[row])} px\n")
+    text.append(f"sharpness {float(q.sharpness[row]):.3g}\n")
     flags = q.flags(row)
     text.append("flags: " + (", ".join(FLAG_ABBREV[f] for f in flags) if flags else "none"))
     marks = [m for m, on in (("excluded", rel.as_posix() in curator.state.excluded),
@@ -108,11 +109,12 @@ class DuplicatesScreen(ModalScreen[None]):
 
     BINDINGS = [
         Binding("escape,q,d", "close", "Close"),
-        Binding("left,h", "choose(-1)", "Keeper ←", key_display="←", priority=True),
-        Binding("right,l", "choose(1)", "Keeper →", key_display="→", priority=True),
-        Binding("down,j,pagedown", "group(1)", "Next group", key_display="↓", priority=True),
-        Binding("up,k,pageup", "group(-1)", "Prev group", key_display="↑", priority=True),
-        Binding("x,enter", "keep", "Keep, excl. others"),
+        # one footer entry per pair: the footer must fit in 80 columns
+        Binding("left,h", "choose(-1)", "Keeper", show=False, priority=True),
+        Binding("right,l", "choose(1)", "Keeper", key_display="←→", priority=True),
+        Binding("down,j,pagedown", "group(1)", "Group", key_display="↑↓", priority=True),
+        Binding("up,k,pageup", "group(-1)", "Group", show=False, priority=True),
+        Binding("x,enter", "keep", "Keep it, exclude the others"),
         Binding("u", "undo", "Undo"),
     ]
 
@@ -121,6 +123,7 @@ class DuplicatesScreen(ModalScreen[None]):
         self.index = start
         self.graphics = graphics
         self.chosen = 0  # position in the group's members of the image to keep
+        self.kept: list[tuple[int, int]] = []  # (group, chosen) of each x here, for u
 
     @property
     def curator(self):
@@ -132,7 +135,7 @@ class DuplicatesScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog dup-dialog") as box:
-            box.border_subtitle = "←/→ keeper · ↑/↓ group · x keep it, exclude the others · u undo · esc"
+            box.border_subtitle = "←/→ keeper · ↑/↓ group · x keep, exclude others · u undo"
             with Horizontal(id="dup-cards"):
                 for i in range(MAX_CARDS):
                     yield DupCard(self.graphics, id=f"dup-card-{i}")
@@ -206,12 +209,16 @@ class DuplicatesScreen(ModalScreen[None]):
         others = [r for r in members if r != keep]
         if self.app.keep_in_group(keep, others) is None:  # type: ignore[attr-defined]
             return
+        self.kept.append((self.index, self.chosen))
         if self.index + 1 < len(self.curator.quality.groups):
             self.index, self.chosen = self.index + 1, 0
         self.show_group()
 
     def action_undo(self) -> None:
-        self.app.action_undo()  # type: ignore[attr-defined]
+        """Undo the last change; when it was an x made here, back to that group."""
+        undone = self.app.action_undo()  # type: ignore[attr-defined]
+        if undone is not None and self.kept and undone.action.startswith("d keep"):
+            self.index, self.chosen = self.kept.pop()
         self.show_group()
 
     def action_close(self) -> None:
