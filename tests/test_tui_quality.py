@@ -259,6 +259,23 @@ async def test_thresholds_kept_in_state_are_used(album: Path) -> None:
         assert sidebar_quality(app).startswith(f"{c.n} flagged")
 
 
+async def test_thresholds_changed_by_another_picksel_are_followed(album: Path) -> None:
+    """``picksel check --min-side`` in another shell while the curator is open: the
+    state reload re-checks (from the cache) and the flags follow."""
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_checked(app, pilot)
+        c = app.curator
+        before = c.quality
+        assert not all("small" in before.flags(r) for r in range(c.n))
+        subprocess.run([sys.executable, "-m", "picksel", "check", str(album), "--min-side", "5000"],
+                       capture_output=True, check=True)
+        app._watch_state()  # what the STATE_POLL timer runs
+        assert await wait_until(pilot, lambda: c.quality is not before and c.quality is not None,
+                                rounds=1000)
+        assert all("small" in c.quality.flags(r) for r in range(c.n))
+
+
 async def test_progress_shows_and_the_check_is_cancelled_on_quit(album: Path, monkeypatch) -> None:
     """A cold check reports its progress in the sidebar and stops when asked (quitting,
     re-indexing) instead of running on: chunks of one file, each measured slowly."""
@@ -338,5 +355,5 @@ def test_flagged_order_puts_rare_flags_first() -> None:
     bits[5] = FLAG_BIT["noisy"]
     q = QualityMarks(bits, np.zeros(n, np.int32), np.zeros(n, bool), np.zeros(n, np.int32),
                      np.zeros(n, np.int32), np.zeros(n, np.float32), [], [])
-    assert q.flagged_order().tolist() == [4, 5, 0, 2, 3]
+    assert q.flagged_order.tolist() == [4, 5, 0, 2, 3]
     assert q.summary() == "5 flagged · 0 duplicate groups"

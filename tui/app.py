@@ -324,6 +324,7 @@ class PickselApp(QualityActions, App[int]):
         if warning:
             self.notify(warning, title="state.json", severity="warning", timeout=12)
         if reloaded:
+            self.recheck_if_thresholds_changed()
             s = c.settings
             self.sidebar.set_settings(s.method, s.count, s.iterations, s.threshold)
             self._changed("state.json was changed by another picksel: exclusions, pins, favorites and selection reloaded")

@@ -119,14 +119,19 @@ class QualityJob:
     state_dir: Path
     thresholds: object  # picksel.quality.Thresholds
     pinned: set[str]
+    rows: dict[str, int]  # path -> index row, to align the result with the list
+    overrides: dict[str, float] = field(default_factory=dict)  # state's "quality" then
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
-    def run(self, progress: ProgressFn | None = None):
-        """The CheckResult; raises Cancelled when the event is set."""
+    def run(self, progress: ProgressFn | None = None) -> QualityMarks:
+        """The check's marks per index row; raises Cancelled when the event is set.
+        Aligning the result to the rows happens here too: at a million images it is a
+        million look-ups the UI thread should not make."""
         from picksel.check import check_album
 
-        return check_album(self.album, self.rels, self.state_dir, self.thresholds,  # type: ignore[arg-type]
-                           self.pinned, progress=progress, cancel=self.cancel_event.is_set)
+        result = check_album(self.album, self.rels, self.state_dir, self.thresholds,  # type: ignore[arg-type]
+                             self.pinned, progress=progress, cancel=self.cancel_event.is_set)
+        return QualityMarks.from_check(result, self.rows, len(self.rels))
 
 
 def parse_int(text: str, name: str, lo: int, hi: int | None = None) -> int:
@@ -406,11 +411,8 @@ class Curator:
         from picksel.quality import Thresholds
 
         return QualityJob(self.album, list(self.paths), self.state_dir,
-                          Thresholds.from_dict(self.state.quality), set(self.state.pins))
-
-    def apply_quality(self, result) -> QualityMarks:
-        self.quality = QualityMarks.from_check(result, self.rows, self.n)
-        return self.quality
+                          Thresholds.from_dict(self.state.quality), set(self.state.pins),
+                          self.rows, dict(self.state.quality))
 
     def clear_exclusions(self) -> int:
         with self._editing("C") as state:

@@ -11,6 +11,7 @@ Free of Textual; Rich styles are applied by the widgets from the ``kind`` of eac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -98,6 +99,7 @@ class QualityMarks:
         mask = sum(FLAG_BIT[f] for f in wanted) if wanted else (1 << len(FLAGS)) - 1
         return (self.flag_bits & np.uint16(mask)) != 0
 
+    @cached_property
     def flagged_order(self) -> np.ndarray:
         """Flagged rows, rarest flags first: on an album of small grayscale scans, where
         nearly every image is "small gray", the one black frame and the one noise image
@@ -113,6 +115,7 @@ class QualityMarks:
         rows = np.flatnonzero(self.flag_bits)
         return rows[np.argsort(-weight[rows], kind="stable")].astype(np.int64)
 
+    @cached_property
     def duplicate_order(self) -> np.ndarray:
         """Rows of every group, group by group, keeper first: the "duplicates" filter."""
         out = [r for keep, copies in self.groups for r in (keep, *copies)]

@@ -42,8 +42,23 @@ class QualityActions:
         self._quality_token += 1
         self._quality_pct = -1
         self.quality_job = c.quality_job()
+        self._checked_with = self.quality_job.overrides
         self.sidebar.show_quality("checking quality…")  # type: ignore[attr-defined]
         self._run_quality(self.quality_job, self._quality_token)
+
+    _quality_overrides: dict | None = None  # the state's thresholds of the shown result
+    _checked_with: dict | None = None  # … of the running check
+
+    def recheck_if_thresholds_changed(self) -> None:
+        """state.json was reloaded (``picksel check --set`` in another shell): the flags
+        follow the new thresholds (the measures are cached, so this takes a second)."""
+        c = self.curator  # type: ignore[attr-defined]
+        if c is None or c.quality is None and self.quality_job is None:
+            return
+        wanted = dict(c.state.quality)
+        current = self._checked_with if self.quality_job is not None else self._quality_overrides
+        if wanted != current:
+            self.start_quality()
 
     def cancel_quality(self) -> None:
         if self.quality_job is not None:
@@ -92,7 +107,8 @@ class QualityActions:
             self.sidebar.show_quality("quality check failed")  # type: ignore[attr-defined]
             self.notify(f"Quality check failed: {msg.error}", severity="warning", timeout=10)  # type: ignore[attr-defined]
             return
-        c.apply_quality(msg.result)
+        c.quality = msg.result
+        self._quality_overrides = self._checked_with
         self.refresh_view()  # type: ignore[attr-defined]
         self._schedule_preview()  # type: ignore[attr-defined]
         for screen in self.screen_stack:  # type: ignore[attr-defined]

@@ -520,10 +520,10 @@ class ThumbList(ScrollView, can_focus=True):
             order = order[np.asarray(vm.favorite, dtype=bool)[order]]
         elif self.filter == "flagged":
             q = vm.quality
-            order = q.flagged_order() if q is not None and len(q) == n else order[:0]
+            order = q.flagged_order if q is not None and len(q) == n else order[:0]
         elif self.filter == "duplicates":
             q = vm.quality
-            order = q.duplicate_order() if q is not None and len(q) == n else order[:0]
+            order = q.duplicate_order if q is not None and len(q) == n else order[:0]
         if self.query:
             order = order[self._match_mask()[order]]
         self._order = order
