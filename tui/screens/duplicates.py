@@ -70,6 +70,13 @@ class DupCard(Vertical):
     DupCard > ImagePreview {
         height: 1fr;
         min-height: 3;
+        align: center bottom;  /* picture, name and facts together, room above */
+    }
+    /* both auto: textual-image fits the picture inside the card keeping its aspect
+       (100% × 1fr would stretch a landscape photo to the card's portrait shape) */
+    DupCard > ImagePreview > .preview-image {
+        width: auto;
+        height: auto;
     }
     DupCard > .dup-facts {
         height: auto;
