@@ -357,3 +357,24 @@ def test_flagged_order_puts_rare_flags_first() -> None:
                      np.zeros(n, np.int32), np.zeros(n, np.float32), [], [])
     assert q.flagged_order.tolist() == [4, 5, 0, 2, 3]
     assert q.summary() == "5 flagged · 0 duplicate groups"
+
+
+async def test_palette_and_help_offer_d_and_F(album: Path) -> None:
+    from picksel.tui.screens.help import GROUPS
+
+    keys = {key for _group, rows in GROUPS for key, _what in rows}
+    assert {"d", "F"} <= keys
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_checked(app, pilot)
+        commands = {cmd.title: cmd for cmd in app.get_system_commands(app.screen)}
+        assert {"Review duplicates…", "Exclude flagged images…"} <= set(commands)
+        await commands["Exclude flagged images…"].callback()  # what the palette runs
+        assert await wait_until(pilot, lambda: isinstance(app.screen, FlagChoiceScreen))
+        await pilot.press("escape")
+        assert await wait_until(pilot, lambda: not isinstance(app.screen, FlagChoiceScreen))
+        await commands["Review duplicates…"].callback()
+        assert await wait_until(pilot, lambda: isinstance(app.screen, DuplicatesScreen))
+        await pilot.pause()
+        assert "KEEP" in str(app.screen.query_one("#dup-card-0 .dup-facts").render())
+        assert not saved_state(app).excluded

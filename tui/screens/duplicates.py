@@ -152,6 +152,9 @@ class DuplicatesScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.show_group()
 
+    def on_screen_resume(self) -> None:
+        self.show_group()  # marks may have changed under a dialog on top
+
     def quality_ready(self) -> None:
         """The app re-checked the album (a new result): start over from the first group."""
         q = self.curator.quality if self.curator is not None else None
@@ -164,6 +167,8 @@ class DuplicatesScreen(ModalScreen[None]):
 
     def show_group(self) -> None:
         c = self.curator
+        if c is None or c.quality is None or not self.query(DupCard):
+            return  # the app is closing (or re-indexing) under the review
         q = c.quality
         members = self.members()
         self.chosen = max(0, min(self.chosen, len(members) - 1))
