@@ -10,9 +10,11 @@ check itself: only ``F`` and the review's keys exclude, each as one undoable cha
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from textual import work
+from textual.css.query import NoMatches
 
 from picksel.errors import Cancelled, PickselError
 from picksel.quality import DEFECT_FLAGS, FLAGS
@@ -32,18 +34,23 @@ class QualityActions:
 
     # ------------------------------------------------------------------ the check
 
+    def _say(self, text: str) -> None:
+        """The sidebar's quality line; nothing while the app is closing."""
+        with contextlib.suppress(NoMatches):
+            self.sidebar.show_quality(text)  # type: ignore[attr-defined]
+
     def start_quality(self) -> None:
         """Check the open album in a worker (cancelling a check still running)."""
         c = self.curator  # type: ignore[attr-defined]
         self.cancel_quality()
         if c is None or c.n == 0:
-            self.sidebar.show_quality("")  # type: ignore[attr-defined]
+            self._say("")  # type: ignore[attr-defined]
             return
         self._quality_token += 1
         self._quality_pct = -1
         self.quality_job = c.quality_job()
         self._checked_with = self.quality_job.overrides
-        self.sidebar.show_quality("checking quality…")  # type: ignore[attr-defined]
+        self._say("checking quality…")  # type: ignore[attr-defined]
         self._run_quality(self.quality_job, self._quality_token)
 
     _quality_overrides: dict | None = None  # the state's thresholds of the shown result
@@ -93,7 +100,7 @@ class QualityActions:
         pct = int(msg.done * 100 / msg.total)
         if pct != self._quality_pct:
             self._quality_pct = pct
-            self.sidebar.show_quality(f"checking… {pct}%")  # type: ignore[attr-defined]
+            self._say(f"checking… {pct}%")  # type: ignore[attr-defined]
 
     def on_quality_finished(self, msg: QualityFinished) -> None:
         if msg.token != self._quality_token:
@@ -101,14 +108,16 @@ class QualityActions:
         self.quality_job = None
         c = self.curator  # type: ignore[attr-defined]
         if msg.cancelled or c is None:
-            self.sidebar.show_quality("quality check cancelled")  # type: ignore[attr-defined]
+            self._say("quality check cancelled")  # type: ignore[attr-defined]
             return
         if msg.error:
-            self.sidebar.show_quality("quality check failed")  # type: ignore[attr-defined]
+            self._say("quality check failed")  # type: ignore[attr-defined]
             self.notify(f"Quality check failed: {msg.error}", severity="warning", timeout=10)  # type: ignore[attr-defined]
             return
         c.quality = msg.result
         self._quality_overrides = self._checked_with
+        if not self.screen_stack:  # type: ignore[attr-defined]
+            return  # closing
         self.refresh_view()  # type: ignore[attr-defined]
         self._schedule_preview()  # type: ignore[attr-defined]
         for screen in self.screen_stack:  # type: ignore[attr-defined]

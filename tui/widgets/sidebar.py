@@ -176,8 +176,8 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
         yield ProgressBar(id="progress", total=None, show_eta=False, show_percentage=False)
         yield Static("", id="progress-label")
         yield Static("", id="status")
-        yield Static("", id="quality")
         yield Static("", id="legend")
+        yield Static("", id="quality")  # under the legend: a short terminal keeps the legend
         yield Static("", id="chart")
         with Horizontal(classes="field"):
             yield Label("Exclude ≥", classes="field-label")
