@@ -158,6 +158,15 @@ def set_excluded(state: AlbumState, rels: Iterable[str], excluded: bool = True) 
     return abs(len(state.excluded) - before)
 
 
+def exclude_unpinned(state: AlbumState, rels: Iterable[str]) -> tuple[int, list[str]]:
+    """Exclude what a check found (flagged images, duplicate copies), leaving pinned ones
+    alone: a pin is the user's word that the image stays, a flag is only a guess.
+    Returns (how many were newly excluded, the pinned ones left alone)."""
+    rels = list(rels)
+    pinned = [rel for rel in rels if rel in state.pins]
+    return set_excluded(state, [rel for rel in rels if rel not in state.pins], True), pinned
+
+
 def set_pinned(state: AlbumState, rels: Iterable[str], pinned: bool = True) -> int:
     """Pin (or unpin) ``rels``; returns how many changed. Pinning an image un-excludes it."""
     before = len(state.pins)

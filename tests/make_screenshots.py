@@ -1,11 +1,13 @@
-"""Regenerate the README screenshots: screenshots/{main,exclusion,curve,export}.svg and .png.
+"""Regenerate the README screenshots: screenshots/{main,exclusion,curve,export,flagged,
+duplicates}.svg and .png.
 
 Run as a script (``python tests/make_screenshots.py``, what ``make screenshots`` does).
 Graphics are "text" (braille map, half-cell thumbnails), what tmux over SSH shows.
 It builds the demo album in a temporary folder named ``demo-album``, indexes it, computes
 the UMAP map once, then drives the app headless at 120×40 with a fixed seed:
-main screen after a run, after excluding the core outliers, the how-many curve and the
-export dialog.
+main screen after a run, after excluding the core outliers, the how-many curve, the
+export dialog, the list filtered to the images the quality check flags, and the
+duplicates review.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ async def _shoot(album: Path, dest: Path) -> list[Path]:
     shots: list[Path] = []
 
     async def settle(pilot) -> None:
-        for worker in [w for w in app.workers if w.group in ("open", "select", "export")]:
+        for worker in [w for w in app.workers if w.group in ("open", "select", "export", "quality")]:
             await worker.wait()
         await pilot.pause(0.8)
         app.clear_notifications()
@@ -67,6 +69,21 @@ async def _shoot(album: Path, dest: Path) -> list[Path]:
         await pilot.press("enter")
         await pilot.pause(0.5)
         save("export")
+        await pilot.press("escape")
+        await settle(pilot)
+        app.thumbs.focus()
+        while app.thumbs.filter != "flagged":
+            await pilot.press("v")
+        await settle(pilot)
+        save("flagged")
+        # the duplicates review opens on the current image's group: the largest one
+        q = app.curator.quality
+        keep, _copies = max(q.groups, key=lambda g: len(g[1]))
+        app.current_row = keep
+        await pilot.pause()
+        await pilot.press("d")
+        await pilot.pause(1.0)
+        save("duplicates")
     return shots
 
 

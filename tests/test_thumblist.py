@@ -80,18 +80,42 @@ async def test_v_cycles_filters_with_counts_in_the_title() -> None:
     async with app.run_test(size=(60, 20)) as pilot:
         t = app.query_one(ThumbList)
         seen = []
-        for _ in range(4):
+        for _ in range(6):
             await pilot.press("v")
             seen.append((t.filter, t.rows.tolist(), t.border_title))
         assert [s[:2] for s in seen] == [
             ("selected", [5, 7, 2]),
             ("excluded", [1, 8]),
             ("favorites", [5, 3]),
+            ("flagged", []),  # no quality check in this model: empty, with a line saying so
+            ("duplicates", []),
             ("all", [5, 7, 2, 0, 1, 3, 4, 6, 8, 9]),
         ]
         assert seen[0][2] == "selected · 3/10"
         assert seen[1][2] == "excluded · 2/10"
-        assert seen[3][2] == "all · 10"
+        assert seen[3][2] == "flagged · 0/10"
+        assert seen[5][2] == "all · 10"
+
+
+async def test_an_empty_filter_shows_one_line_saying_why() -> None:
+    """Before: an empty filter left a blank pane, which reads as a broken app."""
+    vm = _vm()
+    vm.excluded[:] = False
+    app = ListApp(vm, CountingLoader())
+    async with app.run_test(size=(60, 20)) as pilot:
+        t = app.query_one(ThumbList)
+        t.filter = "excluded"
+        await pilot.pause()
+        assert t.rows.tolist() == []
+        assert t.render_line(0).text.strip() == "No excluded images · v next filter"
+        assert t.render_line(1).text.strip() == ""
+        t.filter = "flagged"
+        await pilot.pause()
+        assert "Quality check not finished" in t.render_line(0).text
+        t.filter = "all"
+        t.query = "zzz"
+        await pilot.pause()
+        assert 'No file name contains "zzz"' in t.render_line(0).text
 
 
 async def test_keys_move_the_highlight_and_post_messages() -> None:

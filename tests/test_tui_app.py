@@ -557,7 +557,7 @@ async def test_list_filter_and_map_cursor_follow_each_other(album: Path) -> None
         await pilot.press("v")
         assert app.thumbs.filter == "selected"
         assert len(app.thumbs.rows) == 3
-        await pilot.press("v", "v", "v")
+        await pilot.press("v", "v", "v", "v", "v")
         assert app.thumbs.filter == "all"
         app.map_view.focus()
         start = app.current_row

@@ -20,7 +20,7 @@ def index_album(album: Path) -> Path:
     return album
 
 
-OUR_GROUPS = {"open", "select", "export", "index"}  # not "map" (UMAP) nor DirectoryTree's loader
+OUR_GROUPS = {"open", "select", "export", "index", "quality"}  # not "map" (UMAP) nor DirectoryTree's loader
 
 
 async def settle(app, pilot, rounds: int = 3) -> None:

@@ -42,6 +42,7 @@ from picksel.tui.controller import (
     default_inventory_path,
 )
 from picksel.tui.halfcell import keep_image_colours
+from picksel.tui.marks import preview_caption
 from picksel.tui.messages import (
     MapFailed,
     MapProgress,
@@ -49,6 +50,7 @@ from picksel.tui.messages import (
     SelectionFinished,
     SelectionProgress,
 )
+from picksel.tui.quality_ui import QualityActions
 from picksel.tui.widgets.findbar import FindBar
 from picksel.tui.widgets.graphics import GraphicsMode, prepare_terminal
 from picksel.tui.widgets.graphics import describe as describe_graphics
@@ -75,7 +77,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("inventory", "Inventory…", "Write a TSV/CSV of included and excluded images (i)"),
     ("preview", "Preview current image", "Large image, votes and caption (enter)"),
     ("curve", "How many images? (coverage curve)", "Covering radius for 1…1,000 images and a suggested count (n)"),
-    ("cycle_filter", "Cycle list filter", "all → selected → excluded → favorites (v)"),
+    ("cycle_filter", "Cycle list filter", "all → selected → excluded → favorites → flagged → duplicates (v)"),
+    ("duplicates", "Review duplicates…", "One duplicate group side by side: keep one, exclude the others (d)"),
+    ("exclude_flagged", "Exclude flagged images…", "Every image the quality check flags with a chosen kind (F)"),
     ("find", "Find in file names", "Narrow the list to paths containing a text (/)"),
     ("cycle_graphics", "Cycle graphics mode", "auto → sixel → kitty → half-cell → text (g)"),
     ("reindex", "Re-index album", "Scan for new or changed images (r)"),
@@ -88,7 +92,7 @@ _DATA_ACTIONS = {c[0] for c in COMMANDS} - {"help", "cancel", "reindex", "cycle_
 _MAIN_SCREEN_ACTIONS = {c[0] for c in COMMANDS} | {"undo"}
 
 
-class PickselApp(App[int]):
+class PickselApp(QualityActions, App[int]):
     """Keyboard-first dataset curator for one album."""
 
     CSS_PATH = "picksel.tcss"
@@ -115,6 +119,8 @@ class PickselApp(App[int]):
         Binding("i", "inventory", "Inventory", show=False),
         Binding("enter", "preview", "Preview", show=False),
         Binding("v", "cycle_filter", "Filter", show=False),
+        Binding("d", "duplicates", "Duplicates", show=False),
+        Binding("F", "exclude_flagged", "Excl. flagged", show=False, key_display="F"),
         Binding("n", "curve", "How many?", show=False),
         Binding("slash", "find", "Find", show=False, key_display="/"),
         Binding("g", "cycle_graphics", "Graphics", show=False),
@@ -282,6 +288,7 @@ class PickselApp(App[int]):
             self.banner("")
         self.refresh_view()
         self.start_map()
+        self.start_quality()
         if self._state_timer is None:
             self._state_timer = self.set_interval(self.STATE_POLL, self._watch_state)
         if curator.n:
@@ -320,6 +327,7 @@ class PickselApp(App[int]):
         if warning:
             self.notify(warning, title="state.json", severity="warning", timeout=12)
         if reloaded:
+            self.recheck_if_thresholds_changed()
             s = c.settings
             self.sidebar.set_settings(s.method, s.count, s.iterations, s.threshold)
             self._changed("state.json was changed by another picksel: exclusions, pins, favorites and selection reloaded")
@@ -453,6 +461,7 @@ class PickselApp(App[int]):
         sel = c.state.selection
         self.sidebar.show_counts(counts, c.voted_frequencies(), sel.iterations if sel else 0)
         self.sidebar.set_available(counts.images - counts.excluded)
+        self.sidebar.show_quality(self.quality_line())
         self.title = c.title()
         self.sub_title = METHOD_LABELS.get(c.settings.method, c.settings.method)
 
@@ -534,7 +543,10 @@ class PickselApp(App[int]):
         if c is None or not preview.display:
             return
         # an empty list has no current image: the preview must not show the last one
-        preview.show(c.album / c.rel(row) if row is not None and row < c.n else None, "")
+        if row is None or row >= c.n:
+            preview.show(None, "")
+        else:
+            preview.show(c.album / c.rel(row), preview_caption(c.quality, row, c.rel))
 
     # ------------------------------------------------------------------ actions
 
@@ -835,23 +847,25 @@ class PickselApp(App[int]):
         if n is not None:
             self._changed(f"Favorites set to the {n} selected images" + self.UNDO_HINT)
 
-    def action_undo(self) -> None:
-        self._journal_step("undo")
+    def action_undo(self) -> object:
+        """Undo the newest change; returns what was undone (None: nothing)."""
+        return self._journal_step("undo")
 
-    def action_redo(self) -> None:
-        self._journal_step("redo")
+    def action_redo(self) -> object:
+        return self._journal_step("redo")
 
-    def _journal_step(self, which: str) -> None:
+    def _journal_step(self, which: str) -> object:
         c = self._need_album()
         if c is None:
-            return
+            return None
         done = self._edit(c.undo if which == "undo" else c.redo)
         if done is None:
             if not self._edit_failed:
                 self.notify(f"Nothing to {which}")
-            return
+            return None
         msg = done.message(with_time=False)  # short: notifications are narrow
         self._changed(msg[0].upper() + msg[1:])
+        return done
 
     def action_export(self) -> None:
         c = self._need_album()
@@ -990,6 +1004,7 @@ class PickselApp(App[int]):
         if self.job is not None:
             self.job.cancel_event.set()
         self.map_cancel.set()
+        self.cancel_quality()
         for screen in self.screen_stack:
             ev = getattr(screen, "cancel_event", None)
             if ev is not None:

@@ -26,6 +26,7 @@ from picksel import undo
 from picksel.album import state_dir as default_state_dir
 from picksel.errors import PickselError, ProgressFn, UsageError
 from picksel.statelock import TUI_WAIT, StateBusy, commit, open_repaired, state_lock
+from picksel.tui.marks import QualityMarks, quality_facts
 from picksel.tui.viewstate import (
     STATE_CORE,
     STATE_EXCLUDED,
@@ -75,6 +76,7 @@ class Details:
     pinned: bool
     favorite: bool
     caption: str
+    quality: list[tuple[str, str]] = field(default_factory=list)  # (label, value) of the check
 
 
 @dataclass
@@ -105,6 +107,31 @@ class SelectionJob:
             progress=progress,
             cancel=self.cancel_event.is_set,
         )
+
+
+@dataclass
+class QualityJob:
+    """A snapshot of what ``picksel check`` needs, safe to run in a thread: the measures
+    are cached in quality.npz, so re-checking an unchanged album decodes nothing."""
+
+    album: Path
+    rels: list[str]
+    state_dir: Path
+    thresholds: object  # picksel.quality.Thresholds
+    pinned: set[str]
+    rows: dict[str, int]  # path -> index row, to align the result with the list
+    overrides: dict[str, float] = field(default_factory=dict)  # state's "quality" then
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, progress: ProgressFn | None = None) -> QualityMarks:
+        """The check's marks per index row; raises Cancelled when the event is set.
+        Aligning the result to the rows happens here too: at a million images it is a
+        million look-ups the UI thread should not make."""
+        from picksel.check import check_album
+
+        result = check_album(self.album, self.rels, self.state_dir, self.thresholds,  # type: ignore[arg-type]
+                             self.pinned, progress=progress, cancel=self.cancel_event.is_set)
+        return QualityMarks.from_check(result, self.rows, len(self.rels))
 
 
 def parse_int(text: str, name: str, lo: int, hi: int | None = None) -> int:
@@ -154,6 +181,7 @@ class Curator:
         self.seed_override: int | None = None  # tests and screenshots: deterministic runs
         self.save_problem: str | None = None  # why the last save failed, if it did
         self.notes: list[str] = []  # warnings for the app to show (e.g. no locking here)
+        self.quality: QualityMarks | None = None  # the last quality check, per index row
 
     # ------------------------------------------------------------------ opening
 
@@ -288,6 +316,7 @@ class Curator:
             favorite=self.favorite_mask(),
             consensus=consensus,
             state_dir=self.state_dir,
+            quality=self.quality,
         )
 
     def counts(self, vm: ViewModel | None = None) -> Counts:
@@ -361,6 +390,29 @@ class Curator:
     def exclude_at_or_above(self, threshold: float) -> int:
         with self._editing(f"X ≥ {threshold:g}%") as state:
             return st.exclude_at_or_above(state, threshold)
+
+    def exclude_found(self, rels: list[str], action: str) -> tuple[int, list[str]]:
+        """Exclude what the quality check found (pinned images left alone), as one
+        journaled change ``u`` takes back; (newly excluded, pinned left alone)."""
+        with self._editing(action) as state:
+            return st.exclude_unpinned(state, rels)
+
+    def keep_one(self, keep: str, others: list[str], action: str) -> tuple[int, list[str]]:
+        """Duplicates review: keep ``keep`` (included again if it was excluded) and exclude
+        ``others`` (pinned ones left alone), as one journaled change."""
+        with self._editing(action) as state:
+            st.set_excluded(state, [keep], False)
+            return st.exclude_unpinned(state, others)
+
+    # ------------------------------------------------------------------ quality check
+
+    def quality_job(self) -> QualityJob:
+        """Snapshot for a check with the state's thresholds (``picksel check --set``)."""
+        from picksel.quality import Thresholds
+
+        return QualityJob(self.album, list(self.paths), self.state_dir,
+                          Thresholds.from_dict(self.state.quality), set(self.state.pins),
+                          self.rows, dict(self.state.quality))
 
     def clear_exclusions(self) -> int:
         with self._editing("C") as state:
@@ -490,6 +542,7 @@ class Curator:
             pinned=rel in self.state.pins,
             favorite=rel in set(self.state.favorites),
             caption=read_caption(path),
+            quality=quality_facts(self.quality, row, lambda r: self.paths[r]),
         )
 
 

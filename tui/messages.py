@@ -61,3 +61,23 @@ class StateChanged(Message):
     """Album state changed (exclusions, pins, selection...): panes and counts redraw."""
 
     reason: str = ""
+
+
+@dataclass(eq=False)
+class QualityProgress(Message):
+    """The quality check measured ``done`` of ``total`` images not in its cache."""
+
+    done: int
+    total: int
+    text: str = ""
+
+
+@dataclass(eq=False)
+class QualityFinished(Message):
+    """The quality check ended: ``result`` is a CheckResult, or None with a reason.
+    ``token`` tells a stale check (of an album re-indexed meanwhile) from the current one."""
+
+    token: int
+    result: Any = None
+    error: str | None = None
+    cancelled: bool = False

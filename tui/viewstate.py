@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from picksel.tui.marks import QualityMarks
 
 STATE_NONE = 0  # not selected: quiet grey
 STATE_VARIABLE = 1  # green
@@ -86,6 +90,7 @@ class ViewModel:
     favorite: np.ndarray  # bool (N,)
     consensus: np.ndarray  # int64 selected rows, consensus order
     state_dir: Path = field(default_factory=Path)
+    quality: QualityMarks | None = None  # flags and duplicate groups; None until checked
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -106,7 +106,7 @@ def _exclude_found(args: argparse.Namespace) -> int:
     """``--flagged [FLAG...]`` / ``--duplicates``: check the album, then exclude what it
     found in one journaled step (``picksel undo`` takes it back)."""
     from picksel.cli.check_cmds import run_check, thresholds_for
-    from picksel.state import set_excluded
+    from picksel.state import exclude_unpinned
 
     if args.paths:
         raise UsageError("picksel exclude: give PATHs or --flagged/--duplicates, not both")
@@ -121,8 +121,7 @@ def _exclude_found(args: argparse.Namespace) -> int:
         what = f"images flagged {'/'.join(wanted)}"
         action = f"exclude --flagged {' '.join(wanted)}"
     with editing(sdir, action) as state:
-        pinned = [rel for rel in found if rel in state.pins]
-        changed = set_excluded(state, [rel for rel in found if rel not in state.pins], True)
+        changed, pinned = exclude_unpinned(state, found)
     kept = f"; {len(pinned)} pinned left alone" if pinned else ""
     say(f"excluded {changed} new image(s) of {len(found)} {what} ({len(state.excluded)} in all){kept}")
     return 0

@@ -19,7 +19,11 @@ INTRO = (
     "Cleaning: count 20, iterations 20, press s, look at the magenta ones, press x on garbage "
     "(or X to exclude everything at or above the threshold), press s again.\n"
     "Training set: c to clear the selection (exclusions stay), set the count, press s, "
-    "review, exclude what you do not want, run again, then e to export."
+    "review, exclude what you do not want, run again, then e to export.\n"
+    "Quality: when an album opens, every image is checked (cached, so only new files cost "
+    "time): rows are marked dark, brt (bright), blank, blur, noise, small, gray, aspect, "
+    "dup (a duplicate copy) or keep (its group's keeper); the sidebar counts them. Nothing "
+    "is excluded until you press F or x in the duplicates review (d)."
 )
 
 GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
@@ -46,6 +50,15 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         ],
     ),
     (
+        "Quality",
+        [
+            ("d", "review duplicates: one group side by side with sizes and sharpness"),
+            ("← → / ↑ ↓", "in the review: choose the keeper / previous, next group"),
+            ("x / enter", "in the review: keep the chosen image, exclude the others"),
+            ("F", "exclude every flagged image of a kind (asks first when many)"),
+        ],
+    ),
+    (
         "Moving around",
         [
             ("tab / shift+tab", "next / previous pane (map, list, curator)"),
@@ -56,7 +69,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("enter / escape", "in a curator field: run (saves the value) / back to the list"),
             ("enter", "show the current image large, with its caption and votes"),
             ("← → / j k", "in that preview: previous / next image of the list; x, p act there"),
-            ("v", "list filter: all → selected → excluded → favorites"),
+            ("v", "list filter: all → selected → excluded → favorites → flagged → duplicates"),
             ("/", "find: narrow the list to file names containing a text (escape clears)"),
         ],
     ),

@@ -177,6 +177,7 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
         yield Static("", id="progress-label")
         yield Static("", id="status")
         yield Static("", id="legend")
+        yield Static("", id="quality")  # under the legend: a short terminal keeps the legend
         yield Static("", id="chart")
         with Horizontal(classes="field"):
             yield Label("Exclude ≥", classes="field-label")
@@ -348,6 +349,15 @@ class CuratorSidebar(VerticalScroll, can_focus=False):
             chart.display = True
         else:
             chart.display = False
+
+    def show_quality(self, text: str) -> None:
+        """The quality check's line: "23 flagged · 9 duplicate groups" or its progress."""
+        line = self.query_one("#quality", Static)
+        width = self.scrollable_content_region.width
+        if width and len(text) > width:
+            text = text.replace(" · ", "\n")  # one fact a line, never a word cut off
+        line.update(Text(text))
+        line.display = bool(text)
 
     def set_running(self, running: bool) -> None:
         bar = self.query_one("#progress", ProgressBar)

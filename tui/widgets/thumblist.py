@@ -42,6 +42,7 @@ from textual.strip import Strip
 from picksel.textsafe import printable
 from picksel.thumbs import is_placeholder, load_thumbnail
 from picksel.tui.halfcell import TRUECOLOR, colour_system_of, halfcell_strips
+from picksel.tui.marks import KIND_COPY, KIND_FLAG, KIND_KEEP, KIND_NOTE, fit_labels, quality_labels
 from picksel.tui.viewstate import (
     STATE_COLORS,
     STATE_CORE,
@@ -53,7 +54,7 @@ from picksel.tui.viewstate import (
 )
 from picksel.tui.widgets.row_message import RowMessage
 
-FILTERS = ("all", "selected", "excluded", "favorites")
+FILTERS = ("all", "selected", "excluded", "favorites", "flagged", "duplicates")
 ITEM_HEIGHT = 2
 THUMB_CELLS = 6  # swatch width in cells; height is ITEM_HEIGHT cells = 4 pixels
 THUMB_CACHE_SIZE = 64  # pixel size of the on-disk thumbnails the swatches come from
@@ -81,6 +82,15 @@ _DIM = Style(dim=True)
 _MARK_EXCLUDED = Style(color=STATE_COLORS[STATE_EXCLUDED], bold=True)
 _MARK_PIN = Style(color="#ffd700", bold=True)
 _MARK_FAV = Style(color="#ffaf00", bold=True)
+_LABEL = {
+    KIND_FLAG: Style(color="#ffd75f", bold=True),
+    KIND_NOTE: Style(color="#afafaf"),
+    KIND_COPY: Style(color="#ff875f", bold=True),
+    KIND_KEEP: Style(color="#5fafff"),
+}
+_LABEL_MONO = {KIND_FLAG: Style(bold=True), KIND_NOTE: Style(dim=True),
+               KIND_COPY: Style(bold=True, underline=True), KIND_KEEP: Style()}
+_EMPTY = Style(italic=True, color="#afafaf")
 _LOADING = Style(color="#444444")
 _BROKEN = Style(color="#ff4040")
 _HIGHLIGHT = Style(bgcolor="#264f78")
@@ -95,6 +105,25 @@ def _fit(text: str, width: int) -> str:
     if len(text) <= width:
         return text
     return text[: max(0, width - 1)] + "…"
+
+
+def empty_message(filter_: str, query: str, checked: bool) -> str:
+    """The one line an empty list shows instead of a blank pane: why it is empty and
+    what to press."""
+    found = f' matching "{printable(query)}"' if query else ""
+    if filter_ == "all":
+        return f'No file name contains "{printable(query)}" (escape clears the find).' if query \
+            else "No images in this album (r re-indexes)."
+    if filter_ in ("flagged", "duplicates") and not checked:
+        return "Quality check not finished yet (the sidebar shows its progress) · v next filter"
+    what = {
+        "selected": "No selected images" + (found or " yet (s runs a selection)"),
+        "excluded": "No excluded images" + found,
+        "favorites": "No favorites" + (found or " yet (f sets them from the selection)"),
+        "flagged": "No flagged images" + found,
+        "duplicates": "No duplicates" + found,
+    }.get(filter_, "Nothing to show")
+    return what + " · v next filter"
 
 
 def swatch_segments(
@@ -259,7 +288,7 @@ class ThumbList(ScrollView, can_focus=True):
             self._quiet = False
 
     def cycle_filter(self) -> None:
-        """all → selected → excluded → favorites → all."""
+        """all → selected → excluded → favorites → flagged → duplicates → all."""
         self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
 
     def focus_row(self, row: int) -> None:
@@ -365,6 +394,9 @@ class ThumbList(ScrollView, can_focus=True):
         pos, line = divmod(vy, ITEM_HEIGHT)
         first = scroll_y // ITEM_HEIGHT
         self._wanted = (first - 2, first + self.size.height // ITEM_HEIGHT + 2)
+        if self._vm is not None and not len(self._order) and y == 0:
+            text = _fit(empty_message(self.filter, self.query, self._vm.quality is not None), width)
+            return Strip([Segment(text, _EMPTY)]).crop_pad(width, 0, 0, _PLAIN)
         if self._vm is None or not (0 <= pos < len(self._order)):
             return Strip.blank(width, _PLAIN)
         self.lines_rendered += 1
@@ -403,11 +435,18 @@ class ThumbList(ScrollView, can_focus=True):
                 badge_style = _BADGE_MONO.get(state, Style())
             sub = printable(rel.parent.as_posix())
             sub = "." if sub in ("", ".") else sub
-            sub_w = max(0, text_w - 4 - len(badge) - 1)
-            sub = _fit(sub, sub_w)
+            room = max(0, text_w - 4 - len(badge) - 1)
+            # the marks go before the folder, which is cut first (the name is line 0)
+            labels = fit_labels(quality_labels(vm.quality, row), max(0, room - 5))
+            label_w = sum(len(t) + 1 for t, _ in labels)
+            sub = _fit(sub, max(0, room - label_w))
             text.append(Segment("    " + sub, _DIM))
-            pad = text_w - 4 - len(sub) - len(badge)
+            pad = text_w - 4 - len(sub) - label_w - len(badge)
             text.append(Segment(" " * max(1, pad), _PLAIN))
+            styles = _LABEL_MONO if no_color else _LABEL
+            for t, kind in labels:
+                text.append(Segment(t, styles[kind]))
+                text.append(Segment(" ", _PLAIN))
             text.append(Segment(badge, badge_style))
         if pos == self._cursor:
             hl = _HIGHLIGHT_MONO if no_color else (_HIGHLIGHT if self.has_focus else _HIGHLIGHT_BLUR)
@@ -477,6 +516,12 @@ class ThumbList(ScrollView, can_focus=True):
             order = order[np.asarray(vm.excluded, dtype=bool)[order]]
         elif self.filter == "favorites":
             order = order[np.asarray(vm.favorite, dtype=bool)[order]]
+        elif self.filter == "flagged":
+            q = vm.quality
+            order = q.flagged_order if q is not None and len(q) == n else order[:0]
+        elif self.filter == "duplicates":
+            q = vm.quality
+            order = q.duplicate_order if q is not None and len(q) == n else order[:0]
         if self.query:
             order = order[self._match_mask()[order]]
         self._order = order
