@@ -109,7 +109,7 @@ def as_unit_float32(emb: np.ndarray) -> np.ndarray:
     return out
 
 
-def exact_min_distance(emb: np.ndarray, rows: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+def exact_min_distance(emb: np.ndarray, rows: np.ndarray, chosen: np.ndarray, wide: bool = False) -> np.ndarray:
     """Cosine distance from each of ``rows`` to its nearest row in ``chosen``, in float64.
 
     Products of two float32 numbers are exact in float64 and each dot product is a
@@ -122,20 +122,26 @@ def exact_min_distance(emb: np.ndarray, rows: np.ndarray, chosen: np.ndarray) ->
     The maximum over that subset is the maximum over all centres whatever the screen's
     rounding, so the result stays exact. Why: albums full of exact duplicates make every
     step a near-tie, and summing each tied row against every pick in float64 made the
-    re-check, not the products, the cost of FPS there.
+    re-check, not the products, the cost of FPS there. ``wide``: see
+    :func:`exact_best_similarity`.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    return 1.0 - exact_best_similarity(emb, rows, chosen, np.full(rows.size, -np.inf))
+    return 1.0 - exact_best_similarity(emb, rows, chosen, np.full(rows.size, -np.inf), wide)
 
 
 def exact_best_similarity(
-    emb: np.ndarray, rows: np.ndarray, chosen: np.ndarray, floor: np.ndarray
+    emb: np.ndarray, rows: np.ndarray, chosen: np.ndarray, floor: np.ndarray, wide: bool = False
 ) -> np.ndarray:
     """``max(floor, exact similarity of each row to its nearest row in chosen)`` (float64).
 
     ``floor`` is a row's exact best similarity over centres seen before, so a running
     maximum can take in new centres without summing the old ones again: only pairs whose
     float32 screen reaches ``max(floor, best screen) - _SCREEN_WINDOW`` can raise it.
+
+    The work buffers are sized to the matrix (the batched runs' peak memory is budgeted
+    per matrix), or, ``wide``, as the plain loop always sized them (all centres at once,
+    up to 4 MB of screen): the benchmark baseline keeps the speed it was measured at.
+    The result is the same either way.
     """
     rows = np.asarray(rows, dtype=np.int64)
     chosen = np.asarray(chosen, dtype=np.int64)
@@ -145,10 +151,15 @@ def exact_best_similarity(
     d = emb.shape[1]
     # Work buffers scale down with small matrices (peak memory is budgeted per matrix):
     # float32s for a block of centres' vectors, of rows' vectors and of their screen.
-    budget = min(_EXACT_BLOCK, max(1 << 14, emb.size // 16))
-    cb = max(1, min(chosen.size, budget // (2 * d)))
-    rb = max(1, (budget - cb * d) // (d + cb))
-    pairs = _pair_block(emb)
+    if wide:
+        cb = chosen.size
+        rb = max(1, min(_EXACT_BLOCK, max(1 << 14, emb.size // 8)) // chosen.size)
+    else:
+        budget = min(_EXACT_BLOCK, max(1 << 14, emb.size // 16))
+        cb = max(1, min(chosen.size, budget // (2 * d)))
+        rb = max(1, (budget - cb * d) // (d + cb))
+    pairs = max(1, _PAIR_BLOCK // d) if wide else _pair_block(emb)
+    whole = emb[chosen] if cb == chosen.size else None
     for s in range(0, rows.size, rb):
         a32 = emb[rows[s : s + rb]]
         part = out[s : s + rb]
@@ -157,7 +168,7 @@ def exact_best_similarity(
         # never above the one of all centres at once, so the pairs summed are a superset
         # of those and still hold each row's exactly nearest centre.
         for c0 in range(0, chosen.size, cb):
-            b32 = emb[chosen[c0 : c0 + cb]]
+            b32 = whole if whole is not None else emb[chosen[c0 : c0 + cb]]
             screen = a32 @ b32.T
             np.maximum(best32, screen.max(axis=1), out=best32)
             lim = np.maximum(best32, part) - _SCREEN_WINDOW
@@ -183,7 +194,7 @@ def _exact_dots(a32: np.ndarray, b32: np.ndarray) -> np.ndarray:
     return a.sum(axis=-1)
 
 
-def choose_next(mins: np.ndarray, emb: np.ndarray, chosen: np.ndarray) -> int:
+def choose_next(mins: np.ndarray, emb: np.ndarray, chosen: np.ndarray, wide: bool = False) -> int:
     """The farthest candidate given the float32 running minima ``mins`` (-inf = unavailable).
 
     Returns -1 when nothing is available. See the module docstring for why near-ties
@@ -196,7 +207,7 @@ def choose_next(mins: np.ndarray, emb: np.ndarray, chosen: np.ndarray) -> int:
     cand = np.flatnonzero(mins >= best - TIE_TOL)
     if cand.size == 1 or cand.size > MAX_EXACT:
         return best_row
-    exact = exact_min_distance(emb, cand, chosen)
+    exact = exact_min_distance(emb, cand, chosen, wide)
     return int(cand[int(np.argmax(exact))])
 
 
@@ -237,7 +248,7 @@ def _fps_reference(
         mins[row] = -np.inf
         chosen.append(int(row))
     while len(chosen) < count:
-        nxt = choose_next(mins, emb, np.asarray(chosen))
+        nxt = choose_next(mins, emb, np.asarray(chosen), wide=True)
         if nxt < 0:
             break
         sims = emb @ emb[nxt]
