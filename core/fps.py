@@ -109,7 +109,7 @@ def as_unit_float32(emb: np.ndarray) -> np.ndarray:
     return out
 
 
-def exact_min_distance(emb: np.ndarray, rows: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+def exact_min_distance(emb: np.ndarray, rows: np.ndarray, chosen: np.ndarray, wide: bool = False) -> np.ndarray:
     """Cosine distance from each of ``rows`` to its nearest row in ``chosen``, in float64.
 
     Products of two float32 numbers are exact in float64 and each dot product is a
@@ -122,43 +122,79 @@ def exact_min_distance(emb: np.ndarray, rows: np.ndarray, chosen: np.ndarray) ->
     The maximum over that subset is the maximum over all centres whatever the screen's
     rounding, so the result stays exact. Why: albums full of exact duplicates make every
     step a near-tie, and summing each tied row against every pick in float64 made the
-    re-check, not the products, the cost of FPS there.
+    re-check, not the products, the cost of FPS there. ``wide``: see
+    :func:`exact_best_similarity`.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    return 1.0 - exact_best_similarity(emb, rows, chosen, np.full(rows.size, -np.inf))
+    return 1.0 - exact_best_similarity(emb, rows, chosen, np.full(rows.size, -np.inf), wide)
 
 
 def exact_best_similarity(
-    emb: np.ndarray, rows: np.ndarray, chosen: np.ndarray, floor: np.ndarray
+    emb: np.ndarray, rows: np.ndarray, chosen: np.ndarray, floor: np.ndarray, wide: bool = False
 ) -> np.ndarray:
     """``max(floor, exact similarity of each row to its nearest row in chosen)`` (float64).
 
     ``floor`` is a row's exact best similarity over centres seen before, so a running
     maximum can take in new centres without summing the old ones again: only pairs whose
     float32 screen reaches ``max(floor, best screen) - _SCREEN_WINDOW`` can raise it.
+
+    The work buffers are sized to the matrix (the batched runs' peak memory is budgeted
+    per matrix), or, ``wide``, as the plain loop always sized them (all centres at once,
+    up to 4 MB of screen): the benchmark baseline keeps the speed it was measured at.
+    The result is the same either way.
     """
     rows = np.asarray(rows, dtype=np.int64)
     chosen = np.asarray(chosen, dtype=np.int64)
     out = np.array(floor, dtype=np.float64, copy=True)
     if chosen.size == 0 or rows.size == 0:
         return out
-    b32 = emb[chosen]
-    # Work buffers scale down with small matrices (peak memory is budgeted per matrix).
-    step = max(1, min(_EXACT_BLOCK, max(1 << 14, emb.size // 8)) // max(1, chosen.size))
-    for s in range(0, rows.size, step):
-        a32 = emb[rows[s : s + step]]
-        screen = a32 @ b32.T
-        lim = np.maximum(screen.max(axis=1), out[s : s + step]) - _SCREEN_WINDOW
-        ri, ci = np.nonzero(screen >= lim[:, None])
-        part = out[s : s + step]
-        pairs = max(1, _PAIR_BLOCK // emb.shape[1])  # float64 temporaries stay small
-        for p in range(0, ri.size, pairs):
-            r, c = ri[p : p + pairs], ci[p : p + pairs]
-            np.maximum.at(part, r, (a32[r].astype(np.float64) * b32[c].astype(np.float64)).sum(axis=-1))
+    d = emb.shape[1]
+    # Work buffers scale down with small matrices (peak memory is budgeted per matrix):
+    # float32s for a block of centres' vectors, of rows' vectors and of their screen.
+    if wide:
+        cb = chosen.size
+        rb = max(1, min(_EXACT_BLOCK, max(1 << 14, emb.size // 8)) // chosen.size)
+    else:
+        budget = min(_EXACT_BLOCK, max(1 << 14, emb.size // 16))
+        cb = max(1, min(chosen.size, budget // (2 * d)))
+        rb = max(1, (budget - cb * d) // (d + cb))
+    pairs = max(1, _PAIR_BLOCK // d) if wide else _pair_block(emb)
+    whole = emb[chosen] if cb == chosen.size else None
+    for s in range(0, rows.size, rb):
+        a32 = emb[rows[s : s + rb]]
+        part = out[s : s + rb]
+        best32 = np.full(a32.shape[0], -np.inf, dtype=np.float32)
+        # Centres block by block, against the running best screen: that threshold is
+        # never above the one of all centres at once, so the pairs summed are a superset
+        # of those and still hold each row's exactly nearest centre.
+        for c0 in range(0, chosen.size, cb):
+            b32 = whole if whole is not None else emb[chosen[c0 : c0 + cb]]
+            screen = a32 @ b32.T
+            np.maximum(best32, screen.max(axis=1), out=best32)
+            lim = np.maximum(best32, part) - _SCREEN_WINDOW
+            ri, ci = np.nonzero(screen >= lim[:, None])
+            for p in range(0, ri.size, pairs):
+                r, c = ri[p : p + pairs], ci[p : p + pairs]
+                np.maximum.at(part, r, _exact_dots(a32[r], b32[c]))
     return out
 
 
-def choose_next(mins: np.ndarray, emb: np.ndarray, chosen: np.ndarray) -> int:
+def _pair_block(emb: np.ndarray) -> int:
+    """Pairs summed exactly per block: their temporaries (~24 bytes x D a pair) stay
+    within 2 MB and about a sixty-fourth of the matrix."""
+    return max(8, min(_PAIR_BLOCK, emb.size // 256) // emb.shape[1])
+
+
+def _exact_dots(a32: np.ndarray, b32: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of float32 rows, exactly: the float64 products of two
+    float32 numbers are exact, and each row is one contiguous pairwise ``sum`` over D,
+    the same whatever the number of rows. Every exact distance goes through here."""
+    a = a32.astype(np.float64)
+    a *= b32.astype(np.float64)
+    return a.sum(axis=-1)
+
+
+def choose_next(mins: np.ndarray, emb: np.ndarray, chosen: np.ndarray, wide: bool = False) -> int:
     """The farthest candidate given the float32 running minima ``mins`` (-inf = unavailable).
 
     Returns -1 when nothing is available. See the module docstring for why near-ties
@@ -171,7 +207,7 @@ def choose_next(mins: np.ndarray, emb: np.ndarray, chosen: np.ndarray) -> int:
     cand = np.flatnonzero(mins >= best - TIE_TOL)
     if cand.size == 1 or cand.size > MAX_EXACT:
         return best_row
-    exact = exact_min_distance(emb, cand, chosen)
+    exact = exact_min_distance(emb, cand, chosen, wide)
     return int(cand[int(np.argmax(exact))])
 
 
@@ -212,7 +248,7 @@ def _fps_reference(
         mins[row] = -np.inf
         chosen.append(int(row))
     while len(chosen) < count:
-        nxt = choose_next(mins, emb, np.asarray(chosen))
+        nxt = choose_next(mins, emb, np.asarray(chosen), wide=True)
         if nxt < 0:
             break
         sims = emb @ emb[nxt]
@@ -432,10 +468,16 @@ similarities stay under ``_REFRESH_BYTES``."""
 _REFRESH_BYTES = 8 << 20
 
 
+MIN_CANDIDATES = 32
+"""Fewer candidates per run than this would mean a pass nearly every step: the runs are
+then plain batched steps (see :func:`_dense_from_start`)."""
+
+
 def _candidate_count(n: int, k: int) -> int:
     """Candidates per run: ``CANDIDATES``, but their copied vectors (K x T x D) stay
-    within a quarter of the matrix whenever that leaves at least 32 per run."""
-    return max(1, min(n, CANDIDATES, max(32, n // (4 * max(1, k)))))
+    within a quarter of the matrix, at least ``MIN_CANDIDATES`` (below that the runs
+    go plain batched, unless the lazy path is forced)."""
+    return max(1, min(n, CANDIDATES, max(MIN_CANDIDATES, n // (4 * max(1, k)))))
 
 
 def _absorb(emb: np.ndarray, mins: np.ndarray, centres: np.ndarray) -> None:
@@ -500,7 +542,7 @@ def _fps_batched(
         mins[rows_k, starts[:, j]] = -np.inf
 
     available = n - (int(np.count_nonzero(excluded)) if excluded is not None else 0)
-    if _dense_from_start(n, available, _candidate_count(n, k), m - s):
+    if _dense_from_start(n, available, _candidate_count(n, k), m - s, k):
         _dense_steps(emb, picks, mins, s, cancel, on_step, group, excluded)
         return picks
 
@@ -581,12 +623,15 @@ cover more than 1/DENSE_ROWS of the rows: a pass then costs about as much as a p
 step, and runs that pick a large share of the album pass nearly every step."""
 
 
-def _dense_from_start(n: int, available: int, t: int, steps: int) -> bool:
+def _dense_from_start(n: int, available: int, t: int, steps: int, k: int) -> bool:
     """Also when few rows are left to pick from (exact copies masked, most rows
     excluded): the plain steps then run over a copy of just those rows, where every lazy
-    pass would read the whole matrix."""
+    pass would read the whole matrix. And when ``MIN_CANDIDATES`` per run would copy
+    more than a quarter of the matrix (small albums, many runs): peak memory."""
     if DENSE_ROWS <= 0:
         return False
+    if n < 4 * max(1, k) * MIN_CANDIDATES:
+        return True
     return max(t, steps) * DENSE_ROWS >= available or available * DENSE_ROWS <= n
 
 
@@ -601,16 +646,18 @@ def _dense_steps(
     excluded: np.ndarray | None = None,
 ) -> None:
     """Plain farthest-first steps for all runs at once, from ``picks[:, :start]`` to the
-    end of ``picks``: one (K, D) x (D, N) product per step. ``mins`` holds -inf for the
-    rows excluded or picked so far and +inf elsewhere; the picks so far are taken in
-    first, one product each, to learn each row's nearest pick (see ``_tied_distances``).
+    end of ``picks``: each step takes in one distance row per run. ``mins`` holds -inf
+    for the rows excluded or picked so far and +inf elsewhere; the picks so far are
+    taken in first, to learn each row's nearest pick (see :func:`_break_ties`).
 
     Why: when the lazy runs would pass over the matrix every step anyway (small albums,
     counts near the number of distinct images), this is the same work without the
-    candidate bookkeeping. Near-ties are decided exactly as in :func:`choose_next`, but
-    from each row's nearest pick when it is clear of the others, so a step where a
-    thousand copies tie costs a few float64 sums, not a thousand x picks. ``group`` maps
-    each row to the lowest row with the same vector (exact copies share one value).
+    candidate bookkeeping. The distance rows come from :class:`_DistanceRows`: runs
+    advanced together pick the same rows a few steps apart, so most steps need no
+    product at all. Near-ties are decided exactly as in :func:`choose_next`, but from
+    each row's nearest pick when it is clear of the others, so a step where a thousand
+    copies tie costs a few float64 sums, not a thousand x picks. ``group`` maps each row
+    to the lowest row with the same vector (exact copies share one value).
     """
     with _controller().limit(limits=1, user_api="blas"):
         _dense_loop(emb, picks, mins, start, cancel, on_step, group, excluded)
@@ -643,6 +690,70 @@ def _helper():  # noqa: ANN202 - concurrent.futures.ThreadPoolExecutor
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="picksel-fps")
 
 
+DISTANCE_ROWS = 0.125
+"""Memory for the plain batched steps' table of distance rows, as a share of the matrix
+(at least one row per run; never more rows than the album)."""
+RUN_BLOCK = 16
+"""Runs whose distance rows are gathered and taken in together (bounds the temporaries)."""
+
+
+class _DistanceRows:
+    """Distances from picks to every row (``1 - emb[pick] @ rows.T``, float32) in a table
+    of ``slots`` rows, the least recently used replaced first.
+
+    Why: runs advanced together pick the same rows, a few steps apart. On the demo
+    album's shape (50 runs of 1,000 picks among 1,844 rows) a step has 23 distinct picks
+    on average and three quarters of them were picked by another run within the 5 steps
+    before, so most distance rows are looked up instead of computed. The float32 values
+    are a screen like any other (near-ties are decided exactly), so where a row comes
+    from never changes a pick.
+    """
+
+    def __init__(self, emb: np.ndarray, rows: np.ndarray, slots: int) -> None:
+        self.emb, self.rows = emb, rows
+        self.table = np.empty((slots, rows.shape[0]), dtype=np.float32)
+        self.slot_of = np.full(emb.shape[0], -1, dtype=np.int64)
+        self.row_at = np.full(slots, -1, dtype=np.int64)
+        self.used = np.full(slots, -1, dtype=np.int64)
+        self.clock = 0
+
+    def slots_for(self, centres: np.ndarray) -> np.ndarray:
+        """The table row holding each centre's distances (computed when missing).
+        Needs ``len(unique(centres)) <= slots``."""
+        self.clock += 1
+        uniq = np.unique(centres)
+        have = self.slot_of[uniq]
+        self.used[have[have >= 0]] = self.clock
+        miss = uniq[have < 0]
+        if miss.size:
+            # The least recently used slots; never one used this step (the hits hold
+            # the largest clock and hits + misses <= slots).
+            if miss.size < self.used.size:
+                free = np.argpartition(self.used, miss.size - 1)[: miss.size]
+            else:
+                free = np.arange(self.used.size)
+            old = self.row_at[free]
+            self.slot_of[old[old >= 0]] = -1
+            self.row_at[free] = miss
+            self.slot_of[miss] = free
+            self.used[free] = self.clock
+            block = max(1, RUN_BLOCK)
+            tmp = np.empty((min(block, miss.size), self.rows.shape[0]), dtype=np.float32)
+            for lo in range(0, miss.size, block):
+                part = tmp[: min(block, miss.size - lo)]
+                _dense_product(self.emb, self.rows, miss[lo : lo + block], part)
+                np.subtract(1.0, part, out=part)
+                self.table[free[lo : lo + block]] = part
+        return self.slot_of[centres]
+
+
+def _table_slots(emb: np.ndarray, n: int, k: int) -> int:
+    """``DISTANCE_ROWS`` of the matrix in rows of ``n`` distances, no more rows than
+    the album has, but one per run at least (a step's picks, start rows included, may
+    all differ)."""
+    return int(max(k, min(emb.shape[0], DISTANCE_ROWS * emb.nbytes // (4 * max(1, n)))))
+
+
 def _dense_loop(
     emb: np.ndarray,
     picks: np.ndarray,
@@ -664,71 +775,131 @@ def _dense_loop(
     else:
         keep, sub = None, emb
     n = sub.shape[0]
-    sims = np.empty((k, n), dtype=np.float32)
+    table = _DistanceRows(emb, sub, _table_slots(emb, n, k))
     # Which pick is each row's nearest and the float32 distance to its second nearest:
     # when that is farther by more than the screen window, the exact distance is one
     # float64 dot product with the nearest.
-    nearest = np.zeros((k, n), dtype=np.int32)
+    nearest = np.zeros((k, n), dtype=np.int16 if m <= np.iinfo(np.int16).max else np.int32)
     second = np.full((k, n), np.inf, dtype=np.float32)
+    rb = max(1, min(k, RUN_BLOCK))
+    blk = np.empty((rb, n), dtype=np.float32)
+    flags = np.empty((rb, n), dtype=bool)
+    nxt = np.zeros(k, dtype=np.int64)
+    best = np.zeros(k, dtype=np.float32)
+    near = np.zeros(k, dtype=np.int64)
 
     def take_in(col: int) -> None:
-        _dense_product(emb, sub, picks[:, col], sims)
-        np.subtract(1.0, sims, out=sims)
-        np.putmask(nearest, sims < mins, col)
-        np.minimum(second, np.maximum(mins, sims), out=second)
-        np.minimum(mins, sims, out=mins)
+        """Fold pick ``col`` into the minima, block of runs by block, and screen each
+        run's next pick while its block is in cache."""
+        where = table.slots_for(picks[:, col])
+        for lo in range(0, k, rb):
+            hi = min(k, lo + rb)
+            b, c, mn, sc = blk[: hi - lo], flags[: hi - lo], mins[lo:hi], second[lo:hi]
+            np.take(table.table, where[lo:hi], axis=0, out=b)
+            np.less(b, mn, out=c)
+            np.putmask(nearest[lo:hi], c, col)
+            # second = min(second, max(mins, new)): the old minimum where the new
+            # distance is closer (second >= mins always), else min(second, new).
+            np.minimum(sc, b, out=sc)
+            np.copyto(sc, mn, where=c)
+            np.minimum(mn, b, out=mn)
+            arg = mn.argmax(axis=1)
+            top = mn[np.arange(hi - lo), arg]
+            nxt[lo:hi], best[lo:hi] = arg, top
+            np.greater_equal(mn, (top - TIE_TOL)[:, None], out=c)
+            near[lo:hi] = np.count_nonzero(c, axis=1)
 
     for col in range(start):
         take_in(col)
     for step in range(start, m):
         if cancel is not None and cancel():
             raise Cancelled()
-        nxt = np.argmax(mins, axis=1)
-        best = mins[rows_k, nxt]
-        lows = (best - TIE_TOL)[:, None]
-        near = np.count_nonzero(mins >= lows, axis=1)
-        for r in np.flatnonzero((near > 1) & (near <= MAX_EXACT)):
-            tied = np.flatnonzero(mins[r] >= lows[r])
-            rows = tied if keep is None else keep[tied]
-            gap = second[r, tied] - mins[r, tied]
-            dist = _tied_distances(emb, rows, picks[r, :step], nearest[r, tied], gap, group)
-            nxt[r] = tied[int(np.argmax(dist))]
+        ties = np.flatnonzero((near > 1) & (near <= MAX_EXACT))
+        if ties.size:
+            nxt[ties] = _break_ties(emb, keep, mins, nearest, second, picks, step, ties, best, near, group)
         mins[rows_k, nxt] = -np.inf
         picks[:, step] = nxt if keep is None else keep[nxt]
-        take_in(step)
+        if step + 1 < m:
+            take_in(step)
         if on_step is not None:
             on_step(step + 1)
 
 
-def _tied_distances(
+def _break_ties(
     emb: np.ndarray,
-    tied: np.ndarray,
-    chosen: np.ndarray,
+    keep: np.ndarray | None,
+    mins: np.ndarray,
     nearest: np.ndarray,
-    gap: np.ndarray,
+    second: np.ndarray,
+    picks: np.ndarray,
+    step: int,
+    runs: np.ndarray,
+    best: np.ndarray,
+    near: np.ndarray,
     group: np.ndarray | None,
 ) -> np.ndarray:
-    """Exact distances of ``tied`` rows to ``chosen`` (as :func:`exact_min_distance`),
-    given each row's nearest pick (a column of ``chosen``) and the float32 gap from its
-    nearest to its second nearest pick.
+    """For each of ``runs`` (``near`` > 1 columns of its minima within ``TIE_TOL`` of its
+    ``best``), the tied column with the largest exact distance to the run's picks, the
+    lowest on equal distances - as :func:`choose_next` decides, for many runs at once
+    (in blocks of runs with a bounded number of tied pairs: peak memory)."""
+    out = np.empty(runs.size, dtype=np.int64)
+    limit = max(MAX_EXACT, emb.size // 256)
+    lo = 0
+    while lo < runs.size:
+        hi = lo + 1 + int(np.searchsorted(np.cumsum(near[runs[lo + 1 :]]), limit - near[runs[lo]], "right"))
+        out[lo:hi] = _tie_winners(emb, keep, mins, nearest, second, picks, step, runs[lo:hi], best, group)
+        lo = hi
+    return out
 
-    A row whose nearest pick is clear of the others is one float64 dot product; exact
+
+def _tie_winners(
+    emb: np.ndarray,
+    keep: np.ndarray | None,
+    mins: np.ndarray,
+    nearest: np.ndarray,
+    second: np.ndarray,
+    picks: np.ndarray,
+    step: int,
+    runs: np.ndarray,
+    best: np.ndarray,
+    group: np.ndarray | None,
+) -> np.ndarray:
+    """:func:`_break_ties` for one block of runs.
+
+    A tied row whose nearest pick is clear of the others (float32 gap to its second
+    nearest above the screen's error) is one float64 dot product with that pick; exact
     copies share one value (the first tied row of each group is computed); the rest go
     through :func:`exact_min_distance`."""
+    tied = mins[runs] >= (best[runs] - TIE_TOL)[:, None]
+    ri, ci = np.nonzero(tied)  # by run, then ascending column
+    del tied
+    rows = ci if keep is None else keep[ci]
     if group is None:
-        first, back = np.arange(tied.size), np.arange(tied.size)
+        first, back = np.arange(ci.size), np.arange(ci.size)
     else:
-        _, first, back = np.unique(group[tied], return_index=True, return_inverse=True)
-    stand = tied[first]
+        key = ri.astype(np.int64) * emb.shape[0] + group[rows]
+        _, first, back = np.unique(key, return_index=True, return_inverse=True)
+        del key
+    run, col, stand = runs[ri[first]], ci[first], rows[first]
+    gap = second[run, col] - mins[run, col]
     # Clear when no other pick's float32 distance can hide an exactly nearer one: twice
     # the screen's error bound (6e-8 x D) and the rounding of ``1 - s``, with room.
     margin = min(_SCREEN_WINDOW, 3 * 6e-8 * emb.shape[1] + 1e-6)
-    clear = gap[first] > margin
+    clear = np.flatnonzero(gap > margin)
     out = np.empty(stand.size, dtype=np.float64)
-    a = stand[clear]
-    if a.size:
-        b = chosen[nearest[first][clear]]
-        out[clear] = 1.0 - (emb[a].astype(np.float64) * emb[b].astype(np.float64)).sum(axis=-1)
-    if not clear.all():
-        out[~clear] = exact_min_distance(emb, stand[~clear], chosen)
-    return out[back]
+    pairs = _pair_block(emb)
+    for p in range(0, clear.size, pairs):
+        j = clear[p : p + pairs]
+        out[j] = 1.0 - _exact_dots(emb[stand[j]], emb[picks[run[j], nearest[run[j], col[j]]]])
+    unclear = np.ones(stand.size, dtype=bool)
+    unclear[clear] = False
+    for r in np.unique(run[unclear]):
+        j = np.flatnonzero(unclear & (run == r))
+        out[j] = exact_min_distance(emb, stand[j], picks[r, :step])
+    value = out[back]
+    # Per run: the first (lowest) column reaching the run's largest exact distance.
+    head = np.flatnonzero(np.r_[True, ri[1:] != ri[:-1]])
+    top = np.maximum.reduceat(value, head)
+    hit = np.flatnonzero(value == np.repeat(top, np.diff(np.r_[head, value.size])))
+    _, first_hit = np.unique(ri[hit], return_index=True)
+    return ci[hit[first_hit]]

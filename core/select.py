@@ -274,7 +274,8 @@ def _run_fps(emb, count, children, excl, avail_rows, pins, report, stop) -> list
         def on_step(done: int, _steps: int, lo: int = lo, hi: int = hi) -> None:
             progress(lo * steps + done * (hi - lo))
 
-        picks.extend(fps_batched(unit, count, starts[lo:hi], excluded=mask, cancel=stop, on_step=on_step))
+        chunk = fps_batched(unit, count, starts[lo:hi], excluded=mask, cancel=stop, on_step=on_step)
+        picks.extend(chunk.astype(np.int32) if emb.shape[0] < 2**31 else chunk)  # kept: half the bytes
         progress(hi * steps)
     return picks
 

@@ -56,6 +56,23 @@ def test_radii_equal_the_plain_loop(n: int, d: int, seed: int) -> None:
             assert curve.picks[:3].tolist() == pinned.tolist()
 
 
+@pytest.mark.parametrize("pool,spare,batch", [(8, 1, 2), (32, 2, 8), (64, 3, 32)])
+def test_radii_equal_the_plain_loop_with_partial_passes(monkeypatch, pool: int, spare: int, batch: int) -> None:
+    # A tiny pool: passes come often and each brings up to date only the rows whose
+    # bound can still beat the pool's best; rows left stale keep their old bounds.
+    import picksel.curve as curve_mod
+
+    monkeypatch.setattr(curve_mod, "POOL", pool)
+    monkeypatch.setattr(curve_mod, "SPARE", spare)
+    monkeypatch.setattr(curve_mod, "BATCH", batch)
+    x = unit_rows(3000, 12, seed=pool)
+    excluded = np.random.default_rng(pool).random(3000) < 0.05
+    curve = covering_curve(x, 300, excluded=excluded)
+    ref = covering_curve_reference(x, 300, excluded=excluded)
+    np.testing.assert_allclose(curve.radius, ref, atol=1e-5)
+    assert curve.picks.tolist() == fps_reference(x, 300, int(curve.picks[0]), excluded=excluded).tolist()
+
+
 def test_picks_are_a_farthest_first_run_and_radius_is_the_max_distance() -> None:
     x = unit_rows(800, 16, 3)
     curve = covering_curve(x, 200)

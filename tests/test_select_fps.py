@@ -110,6 +110,35 @@ def test_exact_min_distance_equals_summing_every_pair(d: int) -> None:
     assert np.array_equal(exact_min_distance(emb, rows, chosen), full)
 
 
+@pytest.mark.parametrize("centres", [40, 1500])
+def test_exact_min_distance_in_centre_blocks_equals_summing_every_pair(centres: int) -> None:
+    # 1,500 centres exceed the work budget of a 3,000 x 96 matrix (85 centres a block):
+    # they are screened block by block against the running best screen, yet the answer
+    # is the float64 sum over every pair, as with 40 centres in one block.
+    rng = np.random.default_rng(centres)
+    emb = unit_rows(3000, 96, seed=centres)
+    emb[2000:2100] = emb[7]  # exact copies of a centre
+    rows = rng.choice(3000, 80, replace=False)
+    chosen = np.concatenate([[7], rng.choice(3000, centres, replace=False)])
+    a = emb[rows].astype(np.float64)
+    b = emb[chosen].astype(np.float64)
+    full = 1.0 - np.array([(a[i] * b).sum(axis=-1).max() for i in range(len(rows))])
+    assert np.array_equal(exact_min_distance(emb, rows, chosen), full)
+
+
+def test_distance_rows_table_matches_products_and_keeps_the_step_rows() -> None:
+    emb = unit_rows(500, 16, seed=13)
+    sub = emb[::3]
+    table = fps._DistanceRows(emb, sub, slots=4)
+    rng = np.random.default_rng(13)
+    for _ in range(30):
+        centres = rng.integers(500, size=4)  # up to 4 distinct: every slot may turn over
+        where = table.slots_for(centres)
+        expect = 1.0 - emb[centres] @ sub.T
+        assert np.allclose(table.table[where], expect, atol=1e-6)
+        assert np.array_equal(table.row_at[where], centres)
+
+
 def test_no_copy_for_normalised_float32() -> None:
     emb = unit_rows(50, 8)
     assert as_unit_float32(emb) is emb
@@ -280,6 +309,9 @@ STRATEGIES = {
     "lazy": {"DENSE_ROWS": 0, "DENSE_AFTER": 10**9},
     "dense": {"DENSE_ROWS": 10**9},
     "switch": {"DENSE_ROWS": 0, "DENSE_AFTER": 1, "DENSE_GAP": 2},
+    # plain steps with a table of one distance row per run (evictions every step) and
+    # one run per block of the fused update
+    "dense-evicting": {"DENSE_ROWS": 10**9, "DISTANCE_ROWS": 0.0, "RUN_BLOCK": 1},
 }
 
 
