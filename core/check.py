@@ -9,6 +9,7 @@ without decoding again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FuturesTimeout
@@ -182,7 +183,8 @@ def update_table(
 
 
 def record_measures(album: Path, state_dir: Path, paths: list[str], sizes: np.ndarray,
-                    mtimes: np.ndarray, fresh: dict[str, ImageMeasures]) -> int:
+                    mtimes: np.ndarray, fresh: dict[str, ImageMeasures],
+                    cancel: CancelFn | None = None) -> int:
     """Indexing's measures (``fresh``, by path) merged into the cached table for the
     index rows ``paths``: rows measured now replace cached ones, unchanged cached rows
     stay, rows of files no longer indexed go. Exact-duplicate candidates are hashed
@@ -201,7 +203,9 @@ def record_measures(album: Path, state_dir: Path, paths: list[str], sizes: np.nd
     table = QualityTable.from_rows(rows)
     if not fresh and table.paths == old.paths:
         return len(table)
-    complete_hashes(album, table, near_pairs(table.phash, table.thumbs))
+    # The index is saved already: on cancel keep what was measured; check hashes the rest.
+    with contextlib.suppress(Cancelled):
+        complete_hashes(album, table, near_pairs(table.phash, table.thumbs), cancel)
     save_quality(state_dir, table)
     return len(table)
 

@@ -596,12 +596,12 @@ def build_index(
     if cancel is not None and cancel():
         raise Cancelled()
     _save(index, state_dir, report)
-    _save_measures(index, sdir, measures, report)
+    _save_measures(index, sdir, measures, report, cancel)
     return index, report
 
 
 def _save_measures(index: AlbumIndex, sdir: Path, measures: dict[str, ImageMeasures],
-                   report: IndexReport) -> None:
+                   report: IndexReport, cancel: CancelFn | None) -> None:
     """Keep the quality measures the decode stage took (``.picksel/quality.npz``), so
     ``picksel check`` decodes nothing after an index run. Only a cache: a failure to
     write it is a note, not an error (check measures again)."""
@@ -610,7 +610,7 @@ def _save_measures(index: AlbumIndex, sdir: Path, measures: dict[str, ImageMeasu
     root = str(index.root)
     fresh = {str(Path(k).relative_to(root)).replace("\\", "/"): m for k, m in measures.items()}
     try:
-        record_measures(index.root, sdir, index.paths, index.sizes, index.mtimes, fresh)
+        record_measures(index.root, sdir, index.paths, index.sizes, index.mtimes, fresh, cancel)
     except OSError as exc:
         report.messages.append(f"quality measures not saved ({exc.strerror or exc}); "
                                "`picksel check` will measure again")
