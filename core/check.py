@@ -9,16 +9,21 @@ without decoding again.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from picksel.duplicates import DuplicateGroup, exact_pairs, group, near_pairs
+from picksel.encoders.pool import make_pool, terminate_pool
 from picksel.errors import CancelFn, Cancelled, ProgressFn
-from picksel.imageio import UnreadableImage, open_image
-from picksel.quality import COL, FLAGS, ImageMeasures, Thresholds, flags_of, measure
+from picksel.imageio import UnreadableImage
+from picksel.measuring import effective_hashes, fill_hashes, hash_candidates, measure_path
+from picksel.quality import COL, FLAGS, ImageMeasures, Thresholds, flags_of
 from picksel.qualitystore import QualityTable, load_quality, save_quality
 
 
@@ -57,9 +62,8 @@ class CheckResult:
 
 
 def measure_file(path: Path) -> ImageMeasures:
-    """Decode a file once at full size (the exact hash needs every pixel) and measure it."""
-    img = open_image(path)
-    return measure(img, img.info.get("original_size"))
+    """Decode a file as indexing does (``picksel.measuring``) and measure it."""
+    return measure_path(path)
 
 
 def _measure_one(path: str) -> ImageMeasures | str:
@@ -72,46 +76,66 @@ def _measure_one(path: str) -> ImageMeasures | str:
         return f"unreadable ({type(exc).__name__}: {exc})"
 
 
-PARALLEL_MIN = 256
+def _measure_chunk(paths: list[str]) -> list[ImageMeasures | str]:
+    return [_measure_one(p) for p in paths]
+
+
+PARALLEL_MIN = 64
 """Below this many files a worker pool costs more than it saves."""
-_CHUNK = 64
+_CHUNK = 16
+"""Files per worker task: small enough to spread a small album over the workers."""
+_BATCH = 256
+"""Files between progress reports."""
+CANCEL_POLL = 0.1
+
+
+def _result(fut: Future, cancel: CancelFn | None) -> list[ImageMeasures | str]:
+    while True:
+        try:
+            return fut.result(timeout=None if cancel is None else CANCEL_POLL)
+        except FuturesTimeout:
+            if cancel is not None and cancel():
+                raise Cancelled() from None
 
 
 def _measure_all(paths: list[str], progress: ProgressFn | None, cancel: CancelFn | None,
                  ) -> list[ImageMeasures | str]:
-    """Measure files in order, on every usable core when there are many (the measures
-    are numpy code holding the GIL: threads would not help). Progress and cancel are
-    handled between chunks; the pool is shut down whatever happens."""
-    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1, 8)
-    pool = None
-    if workers > 1 and len(paths) >= PARALLEL_MIN:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    """Measure files in order, in indexing's worker processes when there are many (the
+    measures are numpy code holding the GIL: threads would not help). The pool is the
+    one indexing uses (``picksel.encoders.pool``): workers ignore Ctrl-C and die with
+    picksel, and an interrupt or cancel kills them instead of waiting for their task."""
+    from picksel.encoders.builtin import _default_workers
 
-        try:
-            ctx = multiprocessing.get_context("forkserver")
-            pool = ProcessPoolExecutor(workers, mp_context=ctx)
-        except (OSError, ValueError, NotImplementedError):  # pragma: no cover - sandboxed hosts
-            pool = None
+    workers = _default_workers()
+    pool = make_pool(workers, ["picksel.check"]) if workers > 1 and len(paths) >= PARALLEL_MIN else None
     out: list[ImageMeasures | str] = []
     try:
-        for start in range(0, len(paths), _CHUNK):
+        for start in range(0, len(paths), _BATCH):
             if cancel is not None and cancel():
                 raise Cancelled()
-            chunk = paths[start : start + _CHUNK]
+            batch = paths[start : start + _BATCH]
             if pool is not None:
-                out.extend(pool.map(_measure_one, chunk, chunksize=8))
+                futures = [pool.submit(_measure_chunk, batch[i : i + _CHUNK])
+                           for i in range(0, len(batch), _CHUNK)]
+                for fut in futures:
+                    out.extend(_result(fut, cancel))
             else:
-                out.extend(_measure_one(p) for p in chunk)
+                for p in batch:
+                    if cancel is not None and cancel():
+                        raise Cancelled()
+                    out.append(_measure_one(p))
             if progress is not None:
                 progress(len(out), len(paths), f"measured {len(out)}/{len(paths)}")
-    finally:
+    except BaseException:  # cancel, Ctrl-C, SIGTERM, a broken pool: stop the workers now
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            terminate_pool(pool)
+        raise
+    if pool is not None:
+        pool.shutdown(wait=True)
     return out
 
 
-def _stat(path: Path) -> tuple[int, float] | None:
+def _stat(path: str) -> tuple[int, float] | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -132,8 +156,9 @@ def update_table(
     old_rows = {p: i for i, p in enumerate(old.paths)}
     rows: list[tuple[str, int, float, ImageMeasures]] = []
     todo: list[tuple[str, int, float]] = []
+    root = str(album)
     for rel in rels:
-        st = _stat(album / rel)
+        st = _stat(os.path.join(root, rel))  # not Path: a re-check is mostly these stats
         if st is None:
             continue
         i = old_rows.get(rel)
@@ -157,20 +182,61 @@ def update_table(
     return table, len(todo) - len(unreadable), unreadable
 
 
+def record_measures(album: Path, state_dir: Path, paths: list[str], sizes: np.ndarray,
+                    mtimes: np.ndarray, fresh: dict[str, ImageMeasures],
+                    cancel: CancelFn | None = None) -> int:
+    """Indexing's measures (``fresh``, by path) merged into the cached table for the
+    index rows ``paths``: rows measured now replace cached ones, unchanged cached rows
+    stay, rows of files no longer indexed go. Exact-duplicate candidates are hashed
+    here too, so the next check decodes nothing. Returns the number of rows kept."""
+    old = load_quality(state_dir)
+    old_rows = {p: i for i, p in enumerate(old.paths)}
+    rows: list[tuple[str, int, float, ImageMeasures]] = []
+    for rel, size, mtime in zip(paths, sizes.tolist(), mtimes.tolist(), strict=True):
+        m = fresh.get(rel)
+        if m is None:
+            i = old_rows.get(rel)
+            if i is None or int(old.sizes[i]) != size or float(old.mtimes[i]) != mtime:
+                continue
+            m = old.row(i)
+        rows.append((rel, size, mtime, m))
+    table = QualityTable.from_rows(rows)
+    if not fresh and table.paths == old.paths:
+        return len(table)
+    # The index is saved already: on cancel keep what was measured; check hashes the rest.
+    with contextlib.suppress(Cancelled):
+        complete_hashes(album, table, near_pairs(table.phash, table.thumbs), cancel)
+    save_quality(state_dir, table)
+    return len(table)
+
+
+def complete_hashes(album: Path, table: QualityTable, near: np.ndarray,
+                    cancel: CancelFn | None = None) -> int:
+    """Fully decode the few images that could be exact duplicates but were measured on a
+    reduced decode (``picksel.measuring``), storing their pixel hash in ``table``."""
+    rows = hash_candidates(table.values, table.pixel_hash, near)
+    if not len(rows):
+        return 0
+    return fill_hashes(rows, album, table.paths, table.pixel_hash, cancel)
+
+
 def judge(table: QualityTable, thresholds: Thresholds, pinned: set[str],
-          vectors: tuple[list[str], np.ndarray] | None = None) -> tuple[
-    dict[str, list[str]], list[DuplicateGroup]
-]:
+          vectors: tuple[list[str], np.ndarray] | None = None,
+          near: np.ndarray | None = None) -> tuple[dict[str, list[str]], list[DuplicateGroup]]:
     """Flags (flagged images only) and duplicate groups of a measured table; ``vectors``
     (an index's paths and CLIP vectors, see ``picksel.embeddingdups``) add the pairs
-    whose cosine reaches ``thresholds.near_cosine``."""
+    whose cosine reaches ``thresholds.near_cosine``; ``near`` is the perceptual-hash
+    pairs when the caller has them already."""
     per_row = flags_of(table.values, thresholds)
     flags = {p: f for p, f in zip(table.paths, per_row, strict=True) if f}
     n = len(table)
-    pairs = np.concatenate([exact_pairs(table.pixel_hash), near_pairs(table.phash, table.thumbs),
+    if near is None:
+        near = near_pairs(table.phash, table.thumbs)
+    hashes = effective_hashes(table.pixel_hash)
+    pairs = np.concatenate([exact_pairs(hashes), near,
                             _embedding_pairs(table, vectors, thresholds.near_cosine)])
     pixels = table.values[:, COL["width"]].astype(np.float64) * table.values[:, COL["height"]]
-    groups = group(n, pairs, table.pixel_hash, table.paths, pixels,
+    groups = group(n, pairs, hashes, table.paths, pixels,
                    table.values[:, COL["sharpness"]], pinned)
     return flags, groups
 
@@ -196,5 +262,8 @@ def check_album(
 ) -> CheckResult:
     """``vectors``: ``picksel.embeddingdups.semantic_vectors(index)``, None without CLIP."""
     table, measured, unreadable = update_table(album, rels, state_dir, progress, cancel)
-    flags, groups = judge(table, thresholds, pinned or set(), vectors)
+    near = near_pairs(table.phash, table.thumbs)
+    if complete_hashes(album, table, near, cancel):
+        save_quality(state_dir, table)
+    flags, groups = judge(table, thresholds, pinned or set(), vectors, near=near)
     return CheckResult(table.paths, table, flags, groups, thresholds, measured, unreadable)

@@ -22,6 +22,7 @@ import os
 import re
 import warnings
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from struct import error as struct_error
 
@@ -63,6 +64,24 @@ def _reduce_in_strips(im: Image.Image, factor: int) -> Image.Image:
     for y in range(0, h, step):
         out.paste(im.crop((0, y, w, min(h, y + step))).reduce(factor), (0, y // factor))
     return out
+
+
+def shrunk_copy(im: Image.Image, side: int) -> Image.Image:
+    """A copy of ``im`` fitted in side×side by pixel averaging (BOX), in its own mode,
+    with no full-size temporary; ``im`` is left as it is."""
+    w, h = im.size
+    scale = min(1.0, side / max(w, h))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if size == im.size:
+        return im.copy()
+    if im.mode in ("P", "1"):
+        return im.convert("RGBA" if "transparency" in im.info else "RGB").resize(size, Image.Resampling.BOX)
+    if im.mode in ("RGBA", "LA"):
+        factor = max(w, h) // (side * 2)
+        if factor >= 2:
+            im = _reduce_in_strips(im, factor)
+    resample = Image.Resampling.BILINEAR if im.mode.startswith("I;16") else Image.Resampling.BOX
+    return im.resize(size, resample)
 
 
 def _shrink(im: Image.Image, side: int) -> Image.Image:
@@ -139,13 +158,17 @@ def _flatten(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def open_image(path: Path, *, max_side: int | None = None, draft_side: int | None = None) -> Image.Image:
+def open_image(path: Path, *, max_side: int | None = None, draft_side: int | None = None,
+               inspect: Callable[[Image.Image, tuple[int, int]], object] | None = None) -> Image.Image:
     """Decode ``path`` to an RGB image with EXIF orientation applied.
 
     With ``max_side`` the result fits in ``max_side``×``max_side`` (JPEGs are decoded at
     a reduced 1/2–1/8 scale, which is much cheaper). ``draft_side`` (default
     ``max_side``) is the smallest size the JPEG scale may go down to: the encoder accepts
-    a coarser decode than a preview would. Raises ``UnreadableImage``.
+    a coarser decode than a preview would. ``inspect`` is called with the decoded image
+    before it is shrunk or converted, and the file's pixel size (it must not modify the
+    image; its result is in
+    ``info["inspected"]``): quality measures share the decode. Raises ``UnreadableImage``.
     """
     path = Path(path)
     try:
@@ -166,6 +189,7 @@ def open_image(path: Path, *, max_side: int | None = None, draft_side: int | Non
             if dw * dh > MAX_DECODE_PIXELS:
                 raise UnreadableImage(too_large(w * h, (w, h)))
             im.load()
+            inspected = inspect(im, (w, h)) if inspect is not None else None
             out = im
             if max_side is not None and max(out.size) > max_side and out.mode in _SHRINK_FIRST:
                 out = _shrink(out, max_side)
@@ -177,6 +201,8 @@ def open_image(path: Path, *, max_side: int | None = None, draft_side: int | Non
                 out = out.copy()  # detach from the file handle before closing it
             # Encoders judge resolution from the file, not from the reduced decode.
             out.info["original_size"] = (w, h)
+            if inspect is not None:
+                out.info["inspected"] = inspected
             return out
     except UnreadableImage:
         raise

@@ -31,6 +31,7 @@ from picksel.errors import (
 from picksel.fsutil import atomic_write
 from picksel.indexstore import INDEX_FILENAME
 from picksel.npzio import NpzError, read_npz
+from picksel.quality import ImageMeasures
 from picksel.scan import ImageEntry, scan_album, unreadable_folders_message
 from picksel.thumbs import prune_thumbnails
 
@@ -476,8 +477,10 @@ def _encode(
     old: AlbumIndex | None,
     progress: ProgressFn | None,
     cancel: CancelFn | None,
+    measures: dict[str, ImageMeasures] | None = None,
 ) -> tuple[dict[int, np.ndarray], dict[int, str], int]:
-    """Encode the planned files in batches: (vectors, failure reasons, width)."""
+    """Encode the planned files in batches: (vectors, failure reasons, width); each
+    file's quality measures, from the same decode, go into ``measures`` (by path)."""
     vectors: dict[int, np.ndarray] = {}
     new_failures: dict[int, str] = {}
     todo, entries = plan.todo, plan.entries
@@ -497,7 +500,8 @@ def _encode(
             if cancel is not None and cancel():
                 raise Cancelled()
             batch = todo[start : start + BATCH_SIZE]
-            results = encode_paths(enc, [album / entries[p].rel for p in batch], cancel)
+            results = encode_paths(enc, [album / entries[p].rel for p in batch], cancel,
+                                   measures=measures)
             for pos, (vec, reason) in zip(batch, results, strict=True):
                 if vec is None:
                     new_failures[pos] = reason
@@ -623,12 +627,30 @@ def build_index(
         if report.failures:
             report.messages.append(failure_message(report.failures))
         return old, report
-    vectors, new_failures, dim = _encode(album, plan, spec, reuse, progress, cancel)
+    measures: dict[str, ImageMeasures] = {}
+    vectors, new_failures, dim = _encode(album, plan, spec, reuse, progress, cancel, measures)
     index = _merge(album, plan, reuse, vectors, new_failures, dim, report)
     if cancel is not None and cancel():
         raise Cancelled()
     _save(index, state_dir, report)
+    _save_measures(index, sdir, measures, report, cancel)
     return index, report
+
+
+def _save_measures(index: AlbumIndex, sdir: Path, measures: dict[str, ImageMeasures],
+                   report: IndexReport, cancel: CancelFn | None) -> None:
+    """Keep the quality measures the decode stage took (``.picksel/quality.npz``), so
+    ``picksel check`` decodes nothing after an index run. Only a cache: a failure to
+    write it is a note, not an error (check measures again)."""
+    from picksel.check import record_measures
+
+    root = str(index.root)
+    fresh = {str(Path(k).relative_to(root)).replace("\\", "/"): m for k, m in measures.items()}
+    try:
+        record_measures(index.root, sdir, index.paths, index.sizes, index.mtimes, fresh, cancel)
+    except OSError as exc:
+        report.messages.append(f"quality measures not saved ({exc.strerror or exc}); "
+                               "`picksel check` will measure again")
 
 
 def _save(index: AlbumIndex, state_dir: Path | None, report: IndexReport) -> None:

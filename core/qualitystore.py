@@ -18,7 +18,8 @@ from picksel.npzio import NpzError, read_npz
 from picksel.quality import MEASURES, THUMB_SIDE, ImageMeasures
 
 QUALITY_FILENAME = "quality.npz"
-QUALITY_VERSION = 2
+QUALITY_VERSION = 3
+"""3: measured on the canonical decode (picksel.measuring); pixel hash may be UNHASHED."""
 _KEYS = ("version", "measures_names", "paths", "mtimes", "sizes", "values", "pixel_hash",
          "phash", "thumbs")
 

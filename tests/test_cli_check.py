@@ -78,9 +78,13 @@ def test_check_table_counts_then_lists_and_reuses_the_cache(
     album: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = picksel(capsys, "check", album)
-    assert code == 0 and "11 measured now" in out
+    assert code == 0 and "0 measured now, 11 from the cache" in out  # indexing measured them
     assert "duplicates       3 group(s), 3 copies" in out  # tiny.png is a squashed astronaut
     assert "bad/noise.png" in out and "[exact]" in out and "[near]" in out
+    (album / ".picksel" / "quality.npz").unlink()  # as after a PhotoMapAI import
+    code, again, _ = picksel(capsys, "check", album)
+    assert code == 0 and "11 measured now" in again
+    assert again.splitlines()[1:] == out.splitlines()[1:]
     code, out, _ = picksel(capsys, "check", album)
     assert code == 0 and "0 measured now, 11 from the cache" in out
 

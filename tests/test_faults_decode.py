@@ -627,3 +627,75 @@ def test_a_temporarily_unreadable_folder_keeps_its_images_vectors(indexed_album:
     assert np.array_equal(after.embeddings, before.embeddings)
     again = subprocess.run(_index_cmd(indexed_album), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and f"{n} unchanged" in again.stdout, again.stdout + again.stderr
+
+
+# --------------------------------------------------------------------------- check
+
+
+@pytest.fixture(scope="module")
+def unmeasured_album(tmp_path_factory: pytest.TempPathFactory, demo_images) -> Path:
+    """An album whose index lists 600 real 1500×1000 PNGs (hard links to a few photos)
+    that nothing has measured yet (as after a PhotoMapAI import): ``picksel check`` must
+    decode them all, which keeps its workers busy for many seconds."""
+    from picksel.index import AlbumIndex, load_index, save_index
+
+    root = tmp_path_factory.mktemp("unmeasured") / "album"
+    sources = _photo_pngs(root / "originals", demo_images, (1500, 1000))
+    first, _ = build_index(root)
+    (root / "more").mkdir()
+    rels = []
+    for k in range(600):
+        os.link(sources[k % len(sources)], root / "more" / f"img{k:04d}.png")
+        rels.append(f"more/img{k:04d}.png")
+    row = first.row_of()
+    src = [row[f"originals/{sources[k % len(sources)].name}"] for k in range(600)]
+    stats = [os.stat(root / r) for r in rels]
+    paths = first.paths + rels
+    order = sorted(range(len(paths)), key=paths.__getitem__)
+    save_index(AlbumIndex(
+        root=root, paths=[paths[i] for i in order],
+        embeddings=np.concatenate([first.embeddings, first.embeddings[src]])[order],
+        mtimes=np.concatenate([first.mtimes, [s.st_mtime for s in stats]])[order],
+        sizes=np.concatenate([first.sizes, np.array([s.st_size for s in stats], np.int64)])[order],
+        encoder=first.encoder,
+    ))
+    assert len(load_index(root)) == len(first) + 600
+    return root
+
+
+def _start_check(album: Path) -> subprocess.Popen:
+    with contextlib.suppress(FileNotFoundError):
+        (album / ".picksel" / "quality.npz").unlink()
+    return subprocess.Popen(
+        [sys.executable, "-m", "picksel", "check", str(album)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        env={**os.environ, "PICKSEL_WORKERS": "4"},
+    )
+
+
+@pytest.mark.parametrize(("sig", "group", "code", "said"), [
+    (signal.SIGINT, True, 130, "picksel: interrupted\n"),  # Ctrl-C: the whole process group
+    (signal.SIGINT, True, 130, "picksel: interrupted\n"),
+    (signal.SIGTERM, False, 143, "picksel: terminated\n"),
+])
+def test_check_interrupted_exits_promptly_and_leaves_no_worker(
+    unmeasured_album: Path, sig: int, group: bool, code: int, said: str
+):
+    # `picksel check` measured in a plain ProcessPoolExecutor: Ctrl-C reached its workers
+    # (tracebacks, a hang while they held the queue's lock) and SIGTERM left them behind.
+    proc = _start_check(unmeasured_album)
+    elapsed, out, err, left = _finish(proc, sig, group=group)
+    assert not left, f"worker processes outlived picksel check: {sorted(left)}"
+    assert proc.returncode == code, err
+    assert err == said and out == ""
+    assert elapsed < EXIT_BUDGET
+    assert not (unmeasured_album / ".picksel" / "quality.npz").exists()
+    assert _temps(unmeasured_album) == []
+
+
+def test_check_workers_die_with_a_killed_parent(unmeasured_album: Path):
+    proc = _start_check(unmeasured_album)
+    _, _, _, left = _finish(proc, signal.SIGKILL, group=False)
+    assert not left, f"worker processes outlived a killed picksel check: {sorted(left)}"

@@ -123,7 +123,7 @@ def test_renamed_album_keeps_its_index_in_a_state_dir(small_album: Path, tmp_pat
 
     calls: list[int] = []
     real = index_mod.encode_paths
-    monkeypatch.setattr(index_mod, "encode_paths", lambda enc, paths, cancel=None: calls.append(len(paths)) or real(enc, paths, cancel))
+    monkeypatch.setattr(index_mod, "encode_paths", lambda enc, paths, cancel=None, **kw: calls.append(len(paths)) or real(enc, paths, cancel, **kw))
     again, report = build_index(moved, state_dir=shared)
     assert calls == [] and report.unchanged == len(first)
     assert np.array_equal(again.embeddings, first.embeddings)

@@ -28,9 +28,9 @@ def counting(monkeypatch):
     seen: list[str] = []
     real = index_mod.encode_paths
 
-    def spy(enc, paths, cancel=None):
+    def spy(enc, paths, cancel=None, **kw):
         seen.extend(str(p) for p in paths)
-        return real(enc, paths, cancel)
+        return real(enc, paths, cancel, **kw)
 
     monkeypatch.setattr(index_mod, "encode_paths", spy)
     return seen

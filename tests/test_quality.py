@@ -134,3 +134,27 @@ def test_thresholds_from_a_hand_edited_state_keep_what_is_valid() -> None:
     assert len(problems) == 4
     assert Thresholds.from_dict("nonsense", problems) == Thresholds()
     assert set(FLAGS) >= BAD
+
+
+def test_index_measures_so_check_decodes_nothing_and_agrees_with_a_cold_check(
+    demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import picksel.check as check_mod
+    from picksel.index import build_index
+
+    album, cold = demo
+    copy = tmp_path / "album"
+    shutil.copytree(album, copy, ignore=shutil.ignore_patterns(".picksel"))
+    index, _ = build_index(copy)
+    decoded: list[str] = []
+    real = check_mod.measure_file
+    monkeypatch.setattr(check_mod, "measure_file", lambda p: decoded.append(str(p)) or real(p))
+    monkeypatch.setattr(check_mod, "fill_hashes", lambda rows, *a, **k: decoded.extend(map(str, rows)) or 0)
+    after = check_album(copy, index.paths, copy / ".picksel", Thresholds())
+    assert after.measured == 0 and decoded == []
+    assert after.paths == cold.paths and after.flags == cold.flags
+    assert [(g.keep, g.copies, g.kind) for g in after.groups] == [
+        (g.keep, g.copies, g.kind) for g in cold.groups
+    ]

@@ -17,6 +17,7 @@ from PIL import Image
 
 from picksel.errors import CancelFn, Cancelled, PickselError
 from picksel.imageio import UnreadableImage, open_image
+from picksel.quality import ImageMeasures
 
 
 @runtime_checkable
@@ -68,17 +69,29 @@ def get_encoder(spec: str = "builtin") -> Encoder:
 
 
 def encode_paths(
-    encoder: Encoder, paths: Sequence[Path], cancel: CancelFn | None = None
+    encoder: Encoder, paths: Sequence[Path], cancel: CancelFn | None = None,
+    measures: dict[str, ImageMeasures] | None = None,
 ) -> list[tuple[np.ndarray | None, str]]:
-    """Decode and encode files: (vector, "") or (None, reason) per path, in order.
+    """Decode and encode files: (vector, "") or (None, reason) per path, in order; with
+    ``measures``, each decoded file's quality measures go there (by ``str(path)``).
 
-    Encoders with their own ``encode_paths(paths, cancel)`` (the builtin one, which
-    decodes in worker processes) use it; others get files decoded here at their
+    Encoders with their own ``encode_paths(paths, cancel, measures)`` (the builtin one,
+    which decodes in worker processes) use it; others get files decoded here at their
     ``input_size``. ``cancel`` is checked while working and raises ``Cancelled``."""
     own = getattr(encoder, "encode_paths", None)
     if own is not None:
-        return own(paths, cancel=cancel)
+        if measures is None:
+            return own(paths, cancel=cancel)
+        return own(paths, cancel=cancel, measures=measures)
     side = int(getattr(encoder, "input_size", 256))
+    # Quality measures share the decode. A JPEG is drafted to the model's input size
+    # here, not to ``measuring.DRAFT_SIDE``: measured at the same 256-px working scale,
+    # from a slightly finer DCT scale than ``picksel check`` would use.
+    inspect = None
+    if measures is not None:
+        from picksel.measuring import measure_loaded
+
+        inspect = measure_loaded
     out: list[tuple[np.ndarray | None, str]] = [(None, "")] * len(paths)
     images: list[Image.Image] = []
     slots: list[int] = []
@@ -86,8 +99,10 @@ def encode_paths(
         if cancel is not None and cancel():
             raise Cancelled()
         try:
-            images.append(open_image(Path(p), max_side=side))
+            images.append(open_image(Path(p), max_side=side, inspect=inspect))
             slots.append(i)
+            if measures is not None:
+                measures[str(p)] = images[-1].info["inspected"]
         except UnreadableImage as exc:
             out[i] = (None, str(exc))
     if images:

@@ -26,16 +26,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from picksel import measuring
 from picksel.encoders.pool import make_pool, terminate_pool
 from picksel.errors import CancelFn, Cancelled
 from picksel.imageio import UnreadableImage, open_image
+from picksel.quality import ImageMeasures
 
 ID = "builtin:v1"
-DECODE_SIDE = 256
+DECODE_SIDE = measuring.DECODE_SIDE
 """Images are described at up to 256×256: enough for layout/texture."""
-DRAFT_SIDE = 128
+DRAFT_SIDE = measuring.DRAFT_SIDE
 """JPEGs may be decoded down to 128 px (a 2-Mpx photo at 1/8 scale, 204×153): decoding
-is most of the cost and 1/8 scale saves ~20% of it (bench/bench_index.py)."""
+is most of the cost and 1/8 scale saves ~20% of it (bench/bench_index.py). Both are
+defined in ``picksel.measuring``: quality measures share this decode."""
 
 GRID = 4
 HOG_BINS = 9
@@ -252,29 +255,36 @@ def describe(img: Image.Image) -> np.ndarray:
     return vec / norm if norm > 0 else vec
 
 
-def _describe_path(path: str) -> tuple[np.ndarray | None, str]:
+Described = tuple[np.ndarray | None, str, ImageMeasures | None]
+"""(vector, "", measures) or (None, reason, None); measures only when asked for."""
+
+
+def _describe_path(path: str, with_measures: bool = False) -> Described:
     try:
-        return describe(open_image(Path(path), max_side=DECODE_SIDE, draft_side=DRAFT_SIDE)), ""
+        if with_measures:  # one decode for both (picksel.measuring)
+            img = measuring.decode(Path(path))
+            return describe(img), "", img.info["inspected"]
+        return describe(open_image(Path(path), max_side=DECODE_SIDE, draft_side=DRAFT_SIDE)), "", None
     except UnreadableImage as exc:
-        return None, str(exc)
+        return None, str(exc), None
     except Exception as exc:  # noqa: BLE001 - one odd file must never stop an index run
-        return None, f"unreadable ({type(exc).__name__}: {exc})"
+        return None, f"unreadable ({type(exc).__name__}: {exc})", None
 
 
-def _describe_chunk(paths: list[str]) -> list[tuple[np.ndarray | None, str]]:
-    return [_describe_path(p) for p in paths]
+def _describe_chunk(paths: list[str], with_measures: bool = False) -> list[Described]:
+    return [_describe_path(p, with_measures) for p in paths]
 
 
-def _describe_here(paths: list[str], cancel: CancelFn | None) -> list[tuple[np.ndarray | None, str]]:
+def _describe_here(paths: list[str], cancel: CancelFn | None, with_measures: bool) -> list[Described]:
     out = []
     for p in paths:
         if cancel is not None and cancel():
             raise Cancelled()
-        out.append(_describe_path(p))
+        out.append(_describe_path(p, with_measures))
     return out
 
 
-def _wait(fut: Future, cancel: CancelFn | None) -> list[tuple[np.ndarray | None, str]]:
+def _wait(fut: Future, cancel: CancelFn | None) -> list[Described]:
     while True:
         try:
             return fut.result(timeout=None if cancel is None else CANCEL_POLL)
@@ -313,24 +323,33 @@ class BuiltinEncoder:
         return np.stack([describe(im) for im in images]).astype(np.float32, copy=False)
 
     def encode_paths(
-        self, paths: Sequence[Path], cancel: CancelFn | None = None
+        self, paths: Sequence[Path], cancel: CancelFn | None = None,
+        measures: dict[str, ImageMeasures] | None = None,
     ) -> list[tuple[np.ndarray | None, str]]:
-        """(vector, "") or (None, reason) per path, in input order.
+        """(vector, "") or (None, reason) per path, in input order; with ``measures``,
+        each decoded file's quality measures are put there too (by ``str(path)``),
+        from the same decode.
 
         ``cancel`` is polled while the workers run (every ``CANCEL_POLL`` s) and between
         files when decoding here: quitting the TUI mid-batch kills the workers at once
         and raises ``Cancelled`` instead of finishing the batch first."""
         items = [str(p) for p in paths]
+        results = self._run(items, cancel, measures is not None)
+        if measures is not None:
+            measures.update((p, m) for p, (_, _, m) in zip(items, results, strict=True) if m is not None)
+        return [(vec, reason) for vec, reason, _ in results]
+
+    def _run(self, items: list[str], cancel: CancelFn | None, with_measures: bool) -> list[Described]:
         if self.workers <= 1 or len(items) < PARALLEL_MIN or self._pool_failed:
-            return _describe_here(items, cancel)
+            return _describe_here(items, cancel, with_measures)
         if self._pool is None:
             self._pool = make_pool(self.workers, ["picksel.encoders.builtin"])
             if self._pool is None:
                 self._pool_failed = True
-                return _describe_here(items, cancel)
+                return _describe_here(items, cancel, with_measures)
         try:
             chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
-            futures = [self._pool.submit(_describe_chunk, chunk) for chunk in chunks]
+            futures = [self._pool.submit(_describe_chunk, chunk, with_measures) for chunk in chunks]
             return [result for fut in futures for result in _wait(fut, cancel)]
         except Cancelled:
             self.abort()
@@ -338,7 +357,7 @@ class BuiltinEncoder:
         except Exception:  # noqa: BLE001 - a broken pool (killed worker): finish serially
             self.abort()
             self._pool_failed = True
-            return _describe_here(items, cancel)
+            return _describe_here(items, cancel, with_measures)
         except BaseException:  # Ctrl-C, SIGTERM: stop the workers now, not after their task
             self.abort()
             raise
