@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,7 +81,9 @@ class Details:
 class SelectionJob:
     """A snapshot of everything one selection run needs, safe to run in a thread."""
 
-    embeddings: np.ndarray
+    embeddings: np.ndarray | Callable[[], np.ndarray]
+    """The vectors, or what returns them: the index may still be reading them, and a
+    damaged file raises IndexCorrupt there, in the worker, not on the UI thread."""
     method: str
     count: int
     iterations: int
@@ -95,7 +97,7 @@ class SelectionJob:
         from picksel.select import run_selection
 
         return run_selection(
-            self.embeddings,
+            self.embeddings() if callable(self.embeddings) else self.embeddings,
             method=self.method,
             count=self.count,
             iterations=self.iterations,
@@ -168,7 +170,7 @@ class Curator:
 
         album = Path(album)
         sdir = default_state_dir(album, state_dir)
-        index = load_index(album, state_dir)
+        index = load_index(album, state_dir, verify=False)  # the app checks in the background
         warnings: list[str] = []
         state = open_repaired(sdir, warn=warnings.append)
         return cls(album, sdir, index, state), "\n".join(warnings) or None
@@ -431,8 +433,9 @@ class Curator:
         count, iterations = s.count, s.iterations
         if validate is not None:
             count, iterations = validate(count, iterations, available)
+        index = self.index
         return SelectionJob(
-            embeddings=self.index.embeddings,
+            embeddings=lambda: index.embeddings,
             method=s.method,
             count=int(count),
             iterations=int(iterations),
