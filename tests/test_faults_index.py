@@ -518,3 +518,21 @@ def _npy_array(value: np.ndarray) -> bytes:
     np.lib.format.write_array(buf, value, allow_pickle=False)
     return buf.getvalue()
 
+
+
+@pytest.mark.parametrize("change", ["swap", "duplicate", "trailing_nul_twin"])
+def test_paths_out_of_order_or_repeated_are_refused(small_album: Path, change: str):
+    path = _index_file(small_album)
+    paths = list(load_index(small_album).paths)
+    assert len(paths) >= 3
+    if change == "swap":
+        paths[0], paths[1] = paths[1], paths[0]
+    elif change == "duplicate":
+        paths[2] = paths[1]
+    else:  # "a" then "a\0": a file cannot hold this, numpy sees one name twice
+        paths[1] = paths[0] + "\0"
+    _rezip(path, {"paths": _npy_array(np.array(paths))})
+    with pytest.raises(IndexCorrupt, match="sorted and unique"):
+        load_index(small_album)
+    with pytest.raises(IndexCorrupt, match="sorted and unique"):
+        load_index(small_album, verify=False)

@@ -248,6 +248,65 @@ def nearest_in_direction(
     return int(ahead[np.argmin(score)])
 
 
+class DirectionFinder:
+    """:func:`nearest_in_direction` without a pass over every point per key press.
+
+    At 1,000,000 points the plain search costs ~100 ms a move. Points are sorted by x
+    once (per projection); a move looks in a window of half-width ``r`` dots around the
+    origin, the x range found by binary search, and doubles ``r`` until the best score
+    there is <= r: every point outside the window is more than ``r`` away along or across
+    the direction, and the score (distance + weight × offset) is at least that, so the
+    answer is the plain search's, ties included (the lowest row wins in both)."""
+
+    MIN_RADIUS = 2.0
+
+    def __init__(self, screen: np.ndarray) -> None:
+        self.screen = screen
+        xs, ys = screen[:, 0], screen[:, 1]
+        finite = np.flatnonzero(np.isfinite(xs) & np.isfinite(ys))
+        # Sorted by whole dot column (int16: numpy's stable sort is a radix sort there,
+        # ~10x faster than sorting floats); a window is then a superset of the exact
+        # one, which is all the proof above needs.
+        keys = self._key(xs[finite])
+        perm = np.argsort(keys, kind="stable")
+        order = finite[perm]
+        self._order = order
+        self._keys = keys[perm]
+        self._pts = np.take(screen, order, axis=0)  # one gather of both columns, in key order
+        self._extent = float(np.ptp(xs[finite]) + np.ptp(ys[finite])) if order.size else 0.0
+
+    @staticmethod
+    def _key(x: np.ndarray | float) -> np.ndarray:
+        return np.clip(np.floor(x), -32768, 32767).astype(np.int16)
+
+    def nearest_in_direction(self, origin: int, direction: str, *, off_axis_weight: float = 1.0) -> int | None:
+        x0, y0 = (float(v) for v in self.screen[origin])
+        if not (np.isfinite(x0) and np.isfinite(y0)):
+            return nearest_in_direction(self.screen, origin, direction, off_axis_weight=off_axis_weight)
+        ux, uy = DIRECTIONS[direction]
+        r = self.MIN_RADIUS
+        while r <= self._extent:
+            lo = int(np.searchsorted(self._keys, self._key(x0 - r), side="left"))
+            hi = int(np.searchsorted(self._keys, self._key(x0 + r), side="right"))
+            xs, ys = self._pts[lo:hi, 0], self._pts[lo:hi, 1]
+            near = np.abs(ys - y0) <= r
+            rows, xs, ys = self._order[lo:hi][near], xs[near], ys[near]
+            along, perp = ((xs - x0) * ux, np.abs(ys - y0)) if ux else ((ys - y0) * uy, np.abs(xs - x0))
+            cone = (along > 0) & (perp <= along)
+            if cone.any():
+                best = self._best(rows[cone], along[cone], perp[cone], off_axis_weight)
+                if best[1] <= r:
+                    return best[0]
+            r *= 2
+        return nearest_in_direction(self.screen, origin, direction, off_axis_weight=off_axis_weight)
+
+    @staticmethod
+    def _best(rows: np.ndarray, a: np.ndarray, p: np.ndarray, weight: float) -> tuple[int, float]:
+        score = np.sqrt(a * a + p * p) + weight * p
+        low = score.min()
+        return int(rows[score == low].min()), float(low)
+
+
 def nearest_point(screen: np.ndarray, x: float, y: float) -> int | None:
     """Row of the point nearest to screen position (x, y), or None without finite points."""
     if screen.shape[0] == 0:
