@@ -65,6 +65,8 @@ class AlbumIndex:
     """mtime of the PhotoMapAI embeddings.npz this index was imported from (else 0)."""
     _fp: str | None = field(default=None, init=False, repr=False, compare=False)
     _rows: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
+    paths_array: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    """``paths`` as the sorted string array it was loaded from (None when built here)."""
 
     def verify(self) -> None:
         """Nothing to do: see :class:`LaterVectorsIndex`."""
@@ -291,6 +293,7 @@ def _validated(
         },
         source_stamp=float(stamp) if stamp.shape == () and stamp.dtype.kind == "f" else 0.0,
     )
+    index.paths_array = paths if n else None
     if isinstance(index, LaterVectorsIndex):
         index._later, index._checked, index._where = later, threading.Lock(), (path, album)
     saved_fp = arrays.get(_FINGERPRINT)

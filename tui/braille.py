@@ -82,22 +82,31 @@ class Raster:
 def normalise(coords: np.ndarray) -> np.ndarray:
     """Scale each axis of ``coords`` (N, 2) to [0, 1], y flipped; NaN/inf rows go to NaN
     (never drawn, never picked). A degenerate axis (all equal) maps to 0.5."""
-    xy = np.asarray(coords, dtype=np.float64).reshape(-1, 2).copy()
+    xy = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
     if xy.shape[0] == 0:
-        return xy
-    finite = np.isfinite(xy).all(axis=1)
-    xy[~finite] = np.nan
-    if not finite.any():
-        return xy
-    lo = np.nanmin(xy, axis=0)
-    hi = np.nanmax(xy, axis=0)
+        return xy.copy()
+    # Column by column: numpy's reductions over the short axis of an (N, 2) array
+    # (``all(axis=1)``, ``min(axis=0)``) are ~5x slower than over each column.
+    finite = np.isfinite(xy[:, 0]) & np.isfinite(xy[:, 1])
+    every = bool(finite.all())
+    if not every and not finite.any():
+        return np.full_like(xy, np.nan)
+    # min/max, not nanmin/nanmax: those copy the array to mask NaN (a second at 1M points
+    # on a busy machine); rows with NaN are left out first when there are any.
+    src = xy if every else xy[finite]
+    lo = np.array([src[:, 0].min(), src[:, 1].min()])
+    hi = np.array([src[:, 0].max(), src[:, 1].max()])
     span = hi - lo
-    out = np.full_like(xy, 0.5)
+    out = np.empty_like(xy)
     for a in (0, 1):
         if span[a] > 0:
-            out[:, a] = (xy[:, a] - lo[a]) / span[a]
-    out[:, 1] = 1.0 - out[:, 1]
-    out[~finite] = np.nan
+            np.subtract(xy[:, a], lo[a], out=out[:, a])
+            out[:, a] /= span[a]
+        else:
+            out[:, a] = 0.5
+    np.subtract(1.0, out[:, 1], out=out[:, 1])
+    if not every:
+        out[~finite] = np.nan
     return out
 
 
@@ -122,11 +131,12 @@ def unproject(sx: float, sy: float, view: View, width: int, height: int) -> tupl
 def dot_indices(screen: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integer dot positions (int32) and the mask of points that land on the grid."""
     with np.errstate(invalid="ignore"):
-        f = np.floor(screen + 0.5)
-        inside = (f[:, 0] >= 0) & (f[:, 0] < 2 * width) & (f[:, 1] >= 0) & (f[:, 1] < 4 * height)
-    f[~inside] = 0
-    fi = f.astype(np.int32)
-    return fi[:, 0], fi[:, 1], inside
+        fx = np.floor(screen[:, 0] + 0.5)
+        fy = np.floor(screen[:, 1] + 0.5)
+        inside = (fx >= 0) & (fx < 2 * width) & (fy >= 0) & (fy < 4 * height)
+    ix = np.where(inside, fx, 0).astype(np.int32)
+    iy = np.where(inside, fy, 0).astype(np.int32)
+    return ix, iy, inside
 
 
 @dataclass

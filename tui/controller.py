@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from picksel import state as st
 from picksel import undo
 from picksel.album import state_dir as default_state_dir
 from picksel.errors import PickselError, ProgressFn, UsageError
+from picksel.rowlookup import SortedRows
 from picksel.statelock import TUI_WAIT, StateBusy, commit, open_repaired, state_lock
 from picksel.tui.viewstate import (
     STATE_CORE,
@@ -150,7 +151,7 @@ class Curator:
         self.index = index
         self.state = state
         self.paths: list[str] = list(index.paths)
-        self._rows: dict[str, int] | None = None
+        self._rows: Mapping[str, int] | None = None
         self._fingerprint: str | None = None
         self._stamp = self._disk_stamp()
         self.seed_override: int | None = None  # tests and screenshots: deterministic runs
@@ -180,9 +181,15 @@ class Curator:
         return len(self.paths)
 
     @property
-    def rows(self) -> dict[str, int]:
+    def rows(self) -> Mapping[str, int]:
+        """rel path -> row: a binary search over the loaded path array (nothing to build
+        at 1M images), or a dict for an index built in this process."""
         if self._rows is None:
-            self._rows = {p: i for i, p in enumerate(self.paths)}
+            array = getattr(self.index, "paths_array", None)
+            if array is not None and len(array) == len(self.paths):
+                self._rows = SortedRows(self.paths, array)
+            else:
+                self._rows = {p: i for i, p in enumerate(self.paths)}
         return self._rows
 
     @property
@@ -239,6 +246,9 @@ class Curator:
     def _mask(self, rels) -> np.ndarray:
         mask = np.zeros(self.n, dtype=bool)
         rows = self.rows
+        if isinstance(rows, SortedRows):
+            mask[rows.rows_of(rels)] = True
+            return mask
         idx = [rows[r] for r in rels if r in rows]
         if idx:
             mask[np.asarray(idx, dtype=np.int64)] = True
