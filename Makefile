@@ -11,7 +11,7 @@ PYTHON ?= $(shell for p in python3.12 python3.13 \
 	done)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-clip bench lint screenshots clean venv
+.PHONY: demo test test-clip bench bench-large lint screenshots clean venv
 
 venv: $(STAMP)
 
@@ -49,6 +49,11 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+# One million images (1M x 768 float32): minutes, ~6 GB of disk in bench/.cache/large (or
+# $$PICKSEL_BENCH_CACHE) and ~5 GB of RAM; not part of `make bench` or `make test`.
+bench-large: $(STAMP)
+	$(BIN)/python -m bench large
 
 lint: $(STAMP)
 	$(BIN)/ruff check core tui tests bench

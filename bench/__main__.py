@@ -1,4 +1,7 @@
-"""Run every ``bench/bench_*.py`` (or the ones named): ``python -m bench [NAME...] [--quick]``."""
+"""Run every ``bench/bench_*.py`` (or the ones named): ``python -m bench [NAME...] [--quick]``.
+
+Benchmarks in ``ON_REQUEST`` (``large``: one million images, minutes and gigabytes) run
+only when named: ``python -m bench large`` (``make bench-large``)."""
 
 from __future__ import annotations
 
@@ -10,15 +13,23 @@ import time
 import traceback
 from pathlib import Path
 
+ON_REQUEST = frozenset({"large"})
+
 
 def discover() -> list[str]:
+    """The benchmarks ``python -m bench`` runs by default (every module but ON_REQUEST)."""
     here = Path(__file__).parent
-    return sorted(m.name[len("bench_") :] for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
+    names = (m.name[len("bench_") :] for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
+    return sorted(n for n in names if n not in ON_REQUEST)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", help=f"benchmarks to run (default all: {', '.join(discover())})")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        help=f"benchmarks to run (default: {', '.join(discover())}; on request: {', '.join(sorted(ON_REQUEST))})",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke test of the benchmarks")
     args = parser.parse_args(argv)
     names = args.names or discover()

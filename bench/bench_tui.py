@@ -206,9 +206,9 @@ def _synthetic_album(root: Path, n: int, d: int) -> Path:
     return root
 
 
-async def _tui_select_seconds(album: Path, count: int, iterations: int) -> tuple[float, int]:
-    """Seconds from pressing ``s`` in a headless app to the finished result, and how many
-    progress reports the sidebar drew."""
+async def _tui_select_seconds(album: Path, count: int, iterations: int) -> tuple[float, list[tuple[float, float]]]:
+    """Seconds from pressing ``s`` in a headless app to the finished result, and the
+    progress reports the sidebar drew as (seconds since the key, fraction done)."""
     from textual.widgets import Input
 
     from picksel.tui.app import PickselApp
@@ -222,7 +222,10 @@ async def _tui_select_seconds(album: Path, count: int, iterations: int) -> tuple
         app.query_one("#iterations", Input).value = str(iterations)
         await pilot.pause(1.0)
         real = app.sidebar.show_progress
-        app.sidebar.show_progress = lambda d, t, text="": (shown.append(d), real(d, t, text))
+        start = time.perf_counter()
+        app.sidebar.show_progress = lambda d, t, text="": (
+            shown.append((time.perf_counter() - start, d / t if t else 0.0)), real(d, t, text)
+        )
         start = time.perf_counter()
         await pilot.press("s")
         await pilot.pause(0.05)
@@ -230,7 +233,19 @@ async def _tui_select_seconds(album: Path, count: int, iterations: int) -> tuple
             await asyncio.sleep(0.05)
         elapsed = time.perf_counter() - start
         assert app.curator.state.selection is not None, "the TUI run did not finish"
-    return elapsed, len(shown)
+    return elapsed, shown
+
+
+def _evenness(reports: list[tuple[float, float]], elapsed: float) -> str:
+    """Work done (as the bar shows it) at a quarter, half and three quarters of the run,
+    and the longest time the bar did not move: even progress reads 25/50/75 %."""
+    marks = []
+    for q in (0.25, 0.5, 0.75):
+        done = [f for t, f in reports if t <= q * elapsed]
+        marks.append(f"{100 * (done[-1] if done else 0.0):.0f}%")
+    times = [0.0] + [t for t, _ in reports] + [elapsed]
+    gap = max(b - a for a, b in zip(times, times[1:], strict=False))
+    return f"bar at 1/4, 1/2, 3/4 of the time: {'/'.join(marks)}; longest still {gap:.1f} s"
 
 
 def _cli_select_seconds(album: Path, count: int, iterations: int) -> float:
@@ -249,7 +264,7 @@ def bench_tui_selection(n: int, d: int, count: int, iterations: int) -> None:
     through ``run_selection`` as the CLI calls it, in this process, alternating."""
     with tempfile.TemporaryDirectory() as tmp:
         album = _synthetic_album(Path(tmp) / "album", n, d)
-        cli, tui, reports = [], [], 0
+        cli, tui, reports = [], [], []
         for _ in range(2):
             cli.append(_cli_select_seconds(album, count, iterations))
             t, reports = asyncio.run(_tui_select_seconds(album, count, iterations))
@@ -257,7 +272,9 @@ def bench_tui_selection(n: int, d: int, count: int, iterations: int) -> None:
     ratio = min(tui) / min(cli)
     print(
         f"selection in the TUI vs the CLI, FPS N={n:,} D={d} count={count} iterations={iterations}: "
-        f"TUI {min(tui):.2f} s ({reports} progress reports drawn)  CLI {min(cli):.2f} s  "
+        f"TUI {min(tui):.2f} s ({len(reports)} progress reports drawn; {_evenness(reports, tui[-1])})  "
+        f"CLI {min(cli):.2f} s (runs: TUI {', '.join(f'{t:.1f}' for t in tui)}; CLI "
+        f"{', '.join(f'{t:.1f}' for t in cli)})  "
         f"ratio {ratio:.2f} (best of 2 each; target <= {SELECT_RATIO_TARGET:g}) "
         f"{_verdict(ratio <= SELECT_RATIO_TARGET)}"
     )

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from picksel.errors import (
 )
 from picksel.fsutil import atomic_write
 from picksel.indexstore import INDEX_FILENAME
-from picksel.npzio import NpzError, read_npz
+from picksel.npzio import Deferred, NpzError, read_npz
 from picksel.quality import ImageMeasures
 from picksel.scan import ImageEntry, scan_album, unreadable_folders_message
 from picksel.thumbs import prune_thumbnails
@@ -41,6 +43,9 @@ BATCH_SIZE = 128
 
 _REQUIRED = ("embeddings", "paths", "mtimes", "sizes", "encoder", "version", "source")
 _OPTIONAL = ("failed_paths", "failed_reasons", "failed_sizes", "failed_mtimes", "source_stamp", "album")
+_FINGERPRINT = "fingerprint"
+"""The fingerprint as saved: computing it reads every vector (2 s at 1M x 768)."""
+_FP_FORMAT = re.compile(r"[0-9a-f]{16}")
 
 
 @dataclass
@@ -61,6 +66,15 @@ class AlbumIndex:
     """mtime of the PhotoMapAI embeddings.npz this index was imported from (else 0)."""
     _fp: str | None = field(default=None, init=False, repr=False, compare=False)
     _rows: dict[str, int] | None = field(default=None, init=False, repr=False, compare=False)
+    paths_array: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    """``paths`` as the sorted string array it was loaded from (None when built here)."""
+
+    def verify(self) -> None:
+        """Nothing to do: see :class:`LaterVectorsIndex`."""
+
+    @property
+    def verified(self) -> bool:
+        return True
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -113,6 +127,58 @@ def index_path(album: Path, state_dir: Path | None = None) -> Path:
 # --------------------------------------------------------------------------- load/save
 
 
+class LaterVectorsIndex(AlbumIndex):
+    """An index whose vectors are read on first use, from the file it was opened from
+    (``load_index(verify=False)``: the curator opens a 1M-image album without reading
+    3 GB, and reads them in the background). ``verify()`` reads and checks them (CRC,
+    no NaN); ``embeddings`` waits for that. IndexCorrupt then, on every call."""
+
+    _later: Deferred | None = None
+    _checked: threading.Lock
+    _check_error: IndexCorrupt | None = None
+    _where: tuple[Path, Path] = (Path(), Path())
+
+    @property  # type: ignore[override]
+    def embeddings(self) -> np.ndarray:
+        if self._later is not None or self._check_error is not None:
+            self.verify()
+        return self.__dict__["_embeddings"]
+
+    @embeddings.setter
+    def embeddings(self, value: np.ndarray) -> None:
+        self.__dict__["_embeddings"] = value
+
+    @property
+    def dim(self) -> int:
+        later = self._later
+        return int(later.shape[1]) if later is not None else super().dim
+
+    @property
+    def verified(self) -> bool:
+        return self._later is None and self._check_error is None
+
+    def verify(self) -> None:
+        with self._checked:
+            if self._check_error is not None:
+                raise self._check_error
+            later = self._later
+            if later is None:
+                return
+            path, album = self._where
+            try:
+                emb = later.read()
+            except NpzError as exc:
+                self._check_error = _corrupt(path, album, str(exc))
+            else:
+                if emb.shape[0] and not np.isfinite(np.einsum("ij,ij->i", emb, emb)).all():
+                    self._check_error = _corrupt(path, album, "embeddings contain NaN or infinity")
+                else:
+                    self.__dict__["_embeddings"] = emb
+            self._later = None
+            if self._check_error is not None:
+                raise self._check_error
+
+
 def _corrupt(path: Path, album: Path, why: str) -> IndexCorrupt:
     return IndexCorrupt(
         f"index file {path} is corrupt ({why}); run `picksel index {album} --full`"
@@ -123,17 +189,20 @@ def _unicode_1d(arr: np.ndarray) -> bool:
     return arr.ndim == 1 and (arr.dtype.kind == "U" or (arr.size == 0 and arr.dtype.kind == "f"))
 
 
-def load_index(album: Path, state_dir: Path | None = None) -> AlbumIndex:
+def load_index(album: Path, state_dir: Path | None = None, *, verify: bool = True) -> AlbumIndex:
     """Read and validate the album's active index. IndexMissing when there is none (or
     the one in a --state-dir is another album's), IndexCorrupt (with the command that
-    fixes it) when it cannot be trusted."""
+    fixes it) when it cannot be trusted.
+
+    ``verify=False`` leaves the vectors unread (a :class:`LaterVectorsIndex`): the
+    curator opens a 1M-image album at once and reads them in the background."""
     album = Path(album)
     sdir = album_state_dir(album, state_dir)
     path = sdir / INDEX_FILENAME
     store.sweep(sdir)
     if not path.is_file():
         raise IndexMissing(f"{album} has no index yet; run `picksel index {album}`")
-    index, recorded = _load_file(path, album)
+    index, recorded = _load_file(path, album, verify)
     if state_dir is not None and not store.belongs_here(album, recorded, index.paths):
         raise IndexMissing(
             f"the index in {sdir} is another album's ({recorded or 'unknown'}), not {album}'s; "
@@ -142,12 +211,28 @@ def load_index(album: Path, state_dir: Path | None = None) -> AlbumIndex:
     return index
 
 
-def _load_file(path: Path, album: Path) -> tuple[AlbumIndex, str | None]:
+def _load_file(path: Path, album: Path, verify: bool = True) -> tuple[AlbumIndex, str | None]:
     """One index file, validated; with the album path it records (None in old files)."""
+    later: dict[str, Deferred] = {}
     try:
-        arrays = read_npz(path, _REQUIRED + _OPTIONAL)
+        arrays = read_npz(
+            path, (*_REQUIRED, *_OPTIONAL, _FINGERPRINT), later=() if verify else ("embeddings",), deferred=later
+        )
     except (OSError, NpzError) as exc:
         raise _corrupt(path, album, str(exc)) from None
+    try:
+        return _validated(path, album, arrays, later.get("embeddings"))
+    except BaseException:
+        for value in later.values():
+            value.close()
+        raise
+
+
+def _validated(
+    path: Path, album: Path, arrays: dict[str, np.ndarray], later: Deferred | None
+) -> tuple[AlbumIndex, str | None]:
+    if later is not None:  # checked like the rest from its header; read when needed
+        arrays["embeddings"] = np.empty((0,) * len(later.shape), later.dtype)
     missing = [k for k in _REQUIRED if k not in arrays]
     if missing:
         raise _corrupt(path, album, "missing " + ", ".join(missing))
@@ -167,9 +252,10 @@ def _load_file(path: Path, album: Path) -> tuple[AlbumIndex, str | None]:
     for name, arr in (("encoder", encoder), ("source", source)):
         if arr.shape != () or arr.dtype.kind != "U":
             raise _corrupt(path, album, f"{name} is not a string")
-    if emb.dtype != np.float32 or emb.ndim != 2:
-        raise _corrupt(path, album, f"embeddings are {emb.dtype} with shape {emb.shape}, expected float32 N×D")
-    n = emb.shape[0]
+    shape = later.shape if later is not None else emb.shape
+    if emb.dtype != np.float32 or len(shape) != 2:
+        raise _corrupt(path, album, f"embeddings are {emb.dtype} with shape {shape}, expected float32 N×D")
+    n = shape[0]
     if not _unicode_1d(paths) or paths.shape[0] != n:
         raise _corrupt(path, album, f"paths are {paths.dtype}{paths.shape}, expected {n} strings")
     if mtimes.dtype != np.float64 or mtimes.shape != (n,):
@@ -186,13 +272,15 @@ def _load_file(path: Path, album: Path) -> tuple[AlbumIndex, str | None]:
         or f_mtimes.shape != (nf,)
     ):
         raise _corrupt(path, album, "failure lists do not line up")
-    if n and not np.isfinite(np.einsum("ij,ij->i", emb, emb)).all():  # no N×D temporary
+    if later is None and n and not np.isfinite(np.einsum("ij,ij->i", emb, emb)).all():  # no N×D temporary
         raise _corrupt(path, album, "embeddings contain NaN or infinity")
-    path_list = paths.tolist() if n else []
-    if path_list != sorted(path_list) or len(set(path_list)) != n:
+    # strictly increasing = sorted and unique; numpy compares code points as str does
+    # (on the array: a set of 1M paths takes a second)
+    if n > 1 and not bool(np.all(paths[1:] > paths[:-1])):
         raise _corrupt(path, album, "paths are not sorted and unique")
+    path_list = paths.tolist() if n else []
     failed_list = failed.tolist() if nf else []
-    return AlbumIndex(
+    index = (AlbumIndex if later is None else LaterVectorsIndex)(
         root=album,
         paths=path_list,
         embeddings=emb,
@@ -205,7 +293,19 @@ def _load_file(path: Path, album: Path) -> tuple[AlbumIndex, str | None]:
             p: (int(s), float(m)) for p, s, m in zip(failed_list, f_sizes.tolist(), f_mtimes.tolist(), strict=True)
         },
         source_stamp=float(stamp) if stamp.shape == () and stamp.dtype.kind == "f" else 0.0,
-    ), store.recorded_album(arrays)
+    )
+    index.paths_array = paths if n else None
+    if isinstance(index, LaterVectorsIndex):
+        index._later, index._checked, index._where = later, threading.Lock(), (path, album)
+    saved_fp = arrays.get(_FINGERPRINT)
+    if (
+        saved_fp is not None
+        and saved_fp.shape == ()
+        and saved_fp.dtype.kind == "U"
+        and _FP_FORMAT.fullmatch(str(saved_fp))
+    ):
+        index._fp = str(saved_fp)
+    return index, store.recorded_album(arrays)
 
 
 def _str_array(items: list[str]) -> np.ndarray:
@@ -248,6 +348,7 @@ def save_index(index: AlbumIndex, state_dir: Path | None = None) -> Path:
         "failed_mtimes": np.array([index.failure_stats.get(p, (0, 0.0))[1] for p in failed], np.float64),
         "source_stamp": np.array(index.source_stamp, dtype=np.float64),
         "album": _str_array([store.album_identity(index.root)]).reshape(()),
+        _FINGERPRINT: np.array(index.fingerprint(), dtype="U16"),
     }
     with atomic_write(path, "wb") as fh:
         np.savez(fh, **arrays)

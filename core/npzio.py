@@ -12,6 +12,14 @@ not attempted); every member's zip CRC is verified (zlib.crc32 runs at GB/s, a s
 price next to the read, and a flipped byte in the vectors is caught); object arrays are
 refused, so nothing is ever unpickled. Errors are ``NpzError`` with one readable line —
 never numpy's own text, which suggests ``pickle.load()``.
+
+Members named in ``later`` (the 3 GB of vectors of a 1,000,000-image index) are not read:
+their header is checked (shape, dtype, size) and a :class:`Deferred` keeps the file open
+to read them when asked, with the same checks. It reads the file that was opened even if
+the path is replaced meanwhile (picksel saves by rename), so the member always belongs
+with the arrays read now. Memory-mapping was measured and refused: a file rewritten in
+place under a map (``cp`` over it) kills the process with SIGBUS; a read only fails its
+CRC check.
 """
 
 from __future__ import annotations
@@ -19,9 +27,10 @@ from __future__ import annotations
 import math
 import os
 import struct
+import threading
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import IO
 
@@ -42,12 +51,81 @@ class NpzError(ValueError):
     """The file is not a usable npz: one line saying why."""
 
 
-def read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
-    """The named arrays of ``path`` (keys the file does not hold are left out).
+class Deferred:
+    """One member of an open npz, checked but not read yet: ``shape`` and ``dtype`` are
+    known; ``read()`` reads it once (thread-safe) and closes the file."""
+
+    def __init__(self, fh: IO[bytes], info: zipfile.ZipInfo, key: str, shape: tuple[int, ...], dtype: np.dtype):
+        self.shape, self.dtype, self.key = shape, dtype, key
+        self._fh: IO[bytes] | None = fh
+        self._info = info
+        self._lock = threading.Lock()
+        self._value: np.ndarray | None = None
+        self._error: NpzError | None = None
+
+    def read(self) -> np.ndarray:
+        """The array (NpzError when the member is damaged: every call says so)."""
+        with self._lock:
+            if self._value is None and self._error is None:
+                self._load()
+            if self._error is not None:
+                raise self._error
+            assert self._value is not None
+            return self._value
+
+    def _load(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is None:
+            self._error = NpzError(f"{self.key}: the file was closed before the member was read")
+            return
+        with fh:
+            try:
+                size = os.fstat(fh.fileno()).st_size
+                with zipfile.ZipFile(fh) as zf:
+                    arr = _read_member(zf, fh, self._info, size, self.key)
+                if arr.shape != self.shape or arr.dtype != self.dtype:
+                    raise NpzError(f"{self.key}: the member changed since its header was read")
+                self._value = arr
+            except NpzError as exc:
+                self._error = exc
+            except (*_ZIP_ERRORS, OverflowError, zlib.error, OSError) as exc:
+                self._error = NpzError(f"{self.key}: {_plain(exc)}")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+def read_npz(
+    path: Path,
+    keys: Iterable[str],
+    *,
+    later: Collection[str] = (),
+    deferred: dict[str, Deferred] | None = None,
+) -> dict[str, np.ndarray]:
+    """The named arrays of ``path`` (keys the file does not hold are left out). Keys in
+    ``later`` go into ``deferred`` instead, as :class:`Deferred` (header checked, data
+    not read).
 
     Raises NpzError (damaged, hostile or pickled content) and OSError."""
+    if later and deferred is None:
+        raise ValueError("members read later need a dict to go in")
     path = Path(path)
     out: dict[str, np.ndarray] = {}
+    try:
+        _read_into(path, keys, later, out, deferred)
+    except BaseException:
+        for value in (deferred or {}).values():
+            value.close()
+        raise
+    return out
+
+
+def _read_into(
+    path: Path, keys: Iterable[str], later: Collection[str], out: dict, deferred: dict | None
+) -> None:
     with open(path, "rb") as fh:
         file_size = os.fstat(fh.fileno()).st_size
         try:
@@ -61,7 +139,10 @@ def read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
                     continue
                 info = zf.getinfo(key + ".npy")
                 try:
-                    out[key] = _read_member(zf, fh, info, file_size, key)
+                    if key in later and deferred is not None:
+                        deferred[key] = _defer(zf, fh, info, file_size, key)
+                    else:
+                        out[key] = _read_member(zf, fh, info, file_size, key)
                 except NpzError:
                     raise
                 except (
@@ -69,7 +150,32 @@ def read_npz(path: Path, keys: Iterable[str]) -> dict[str, np.ndarray]:
                     NotImplementedError, zlib.error, UnicodeDecodeError,
                 ) as exc:
                     raise NpzError(f"{key}: {_plain(exc)}") from None
-    return out
+
+
+def _defer(zf: zipfile.ZipFile, fh: IO[bytes], info: zipfile.ZipInfo, file_size: int, key: str) -> Deferred:
+    """Check a member's header now (what ``_read_member`` checks before reading)."""
+    if info.flag_bits & 0x1:
+        raise NpzError(f"{key}: encrypted")
+    if info.compress_size > file_size or info.header_offset + info.compress_size > file_size:
+        raise NpzError(f"{key}: member runs past the end of the file (truncated?)")
+    if info.compress_type == zipfile.ZIP_STORED:
+        if info.file_size != info.compress_size:
+            raise NpzError(f"{key}: stored member sizes disagree")
+        start = _stored_start(fh, info, key)
+        fh.seek(start)
+        shape, _fortran, dtype, end = _read_header(fh, key)
+        header_len = end - start
+    else:
+        if info.file_size > MAX_INFLATE * info.compress_size + 4096:
+            raise NpzError(
+                f"{key}: claims {info.file_size} bytes from {info.compress_size} compressed (a zip bomb?)"
+            )
+        with zf.open(info) as stream:
+            shape, _fortran, dtype, header_len = _read_header(stream, key)
+    _check_size(shape, dtype, header_len, info.file_size, key)
+    # The same open file (the same inode, whatever happens to the path); it shares the
+    # position with ``fh``, which read_npz closes before anyone reads the member.
+    return Deferred(os.fdopen(os.dup(fh.fileno()), "rb"), info, key, shape, dtype)
 
 
 def npz_keys(path: Path) -> list[str]:
@@ -152,8 +258,8 @@ def _check_size(shape: tuple[int, ...], dtype: np.dtype, header_len: int, member
     return nbytes
 
 
-def _read_stored(fh: IO[bytes], info: zipfile.ZipInfo, key: str) -> np.ndarray:
-    """Read a stored member straight into its array, checking its CRC on the way."""
+def _stored_start(fh: IO[bytes], info: zipfile.ZipInfo, key: str) -> int:
+    """Offset of a stored member's first byte (its .npy header), from its local header."""
     fh.seek(info.header_offset)
     local = fh.read(zipfile.sizeFileHeader)
     if len(local) != zipfile.sizeFileHeader:
@@ -161,12 +267,17 @@ def _read_stored(fh: IO[bytes], info: zipfile.ZipInfo, key: str) -> np.ndarray:
     fields = struct.unpack(zipfile.structFileHeader, local)
     if fields[zipfile._FH_SIGNATURE] != zipfile.stringFileHeader:
         raise NpzError(f"{key}: bad zip header")
-    start = (
+    return (
         info.header_offset
         + zipfile.sizeFileHeader
         + fields[zipfile._FH_FILENAME_LENGTH]
         + fields[zipfile._FH_EXTRA_FIELD_LENGTH]
     )
+
+
+def _read_stored(fh: IO[bytes], info: zipfile.ZipInfo, key: str) -> np.ndarray:
+    """Read a stored member straight into its array, checking its CRC on the way."""
+    start = _stored_start(fh, info, key)
     fh.seek(start)
     shape, fortran, dtype, end = _read_header(fh, key)
     header_len = end - start

@@ -429,3 +429,110 @@ def test_many_random_byte_flips_never_pass_silently_or_crash(small_album: Path):
         assert np.array_equal(idx.mtimes, ref.mtimes) and idx.encoder == ref.encoder
     assert time.monotonic() - started < 120
     os.utime(path)
+
+
+# --------------------------------------------------------------------------- vectors read later
+
+
+def _flip_vector_byte(album: Path) -> None:
+    path = index_path(album)
+    emb = load_index(album).embeddings
+    data = bytearray(path.read_bytes())
+    at = data.index(emb[3, 5:9].tobytes())
+    data[at + 1] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_vectors_read_later_are_still_checked(small_album: Path):
+    """``verify=False`` (the curator at open) leaves the vectors unread; reading them
+    later still refuses a damaged file, every time it is asked."""
+    build_index(small_album)
+    _flip_vector_byte(small_album)
+    index = load_index(small_album, verify=False)
+    assert not index.verified and index.dim > 0 and len(index) > 0
+    for _ in range(2):
+        with pytest.raises(IndexCorrupt, match="checksum") as exc:
+            index.verify()
+        assert "--full" in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(IndexCorrupt, match="checksum"):
+        _ = index.embeddings
+    assert not index.verified
+
+
+def test_vectors_read_later_are_checked_for_nan(small_album: Path):
+    index, _report = build_index(small_album)
+    emb = np.array(index.embeddings)
+    emb[2, 7] = np.nan
+    index.embeddings = emb
+    save_index(index)
+    with pytest.raises(IndexCorrupt, match="NaN"):
+        load_index(small_album)
+    lazy = load_index(small_album, verify=False)
+    with pytest.raises(IndexCorrupt, match="NaN"):
+        lazy.verify()
+
+
+def test_vectors_read_later_come_from_the_file_that_was_opened(small_album: Path):
+    """A re-index replaces index.npz (atomic rename) while the curator still has to read
+    its vectors: it reads the file it opened, whose rows match its paths."""
+    build_index(small_album)
+    before = np.array(load_index(small_album).embeddings)
+    old = load_index(small_album, verify=False)
+    index = load_index(small_album)
+    index.embeddings = np.ascontiguousarray(index.embeddings[::-1])
+    save_index(index)
+    old.verify()
+    assert old.verified and np.array_equal(old.embeddings, before)
+    assert not np.array_equal(load_index(small_album).embeddings, before)
+
+
+def test_index_rewritten_in_place_before_the_read_is_caught_not_a_crash(small_album: Path):
+    """``cp other.npz index.npz`` rewrites the open file in place (a memory map of it
+    would die with SIGBUS): the later read sees the new bytes and refuses them."""
+    path = _index_file(small_album)
+    lazy = load_index(small_album, verify=False)
+    good = path.read_bytes()
+    path.write_bytes(b"")
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(IndexCorrupt):
+        lazy.verify()
+
+
+def test_saved_fingerprint_is_used_only_when_well_formed(small_album: Path):
+    path = _index_file(small_album)
+    index = load_index(small_album)
+    fresh = type(index)(
+        root=index.root, paths=list(index.paths), embeddings=np.array(index.embeddings),
+        mtimes=np.array(index.mtimes), sizes=np.array(index.sizes), encoder=index.encoder,
+    )
+    assert index.fingerprint() == fresh.fingerprint()
+    _rezip(path, {"fingerprint": _npy_array(np.array("0123456789abcdef"))})
+    assert load_index(small_album).fingerprint() == "0123456789abcdef"  # picksel wrote it: trusted
+    for bad in (np.array("not a fingerprint"), np.array(7), np.array(["0123456789abcdef"])):
+        _rezip(path, {"fingerprint": _npy_array(bad)})
+        assert load_index(small_album).fingerprint() == fresh.fingerprint()
+
+
+def _npy_array(value: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, value, allow_pickle=False)
+    return buf.getvalue()
+
+
+
+@pytest.mark.parametrize("change", ["swap", "duplicate", "trailing_nul_twin"])
+def test_paths_out_of_order_or_repeated_are_refused(small_album: Path, change: str):
+    path = _index_file(small_album)
+    paths = list(load_index(small_album).paths)
+    assert len(paths) >= 3
+    if change == "swap":
+        paths[0], paths[1] = paths[1], paths[0]
+    elif change == "duplicate":
+        paths[2] = paths[1]
+    else:  # "a" then "a\0": a file cannot hold this, numpy sees one name twice
+        paths[1] = paths[0] + "\0"
+    _rezip(path, {"paths": _npy_array(np.array(paths))})
+    with pytest.raises(IndexCorrupt, match="sorted and unique"):
+        load_index(small_album)
+    with pytest.raises(IndexCorrupt, match="sorted and unique"):
+        load_index(small_album, verify=False)

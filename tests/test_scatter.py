@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from textual.app import App, ComposeResult
 
 from picksel.tui import braille
@@ -471,3 +473,24 @@ async def test_selected_cell_is_a_coloured_block_and_a_legend_line_explains_the_
         legend = m.render_line(11).text
         for word in ("⣿ core", "⣿ stable", "⣿ variable", "× excluded", "not selected", "+ cursor"):
             assert word in legend
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 400),
+    seed=st.integers(0, 2**31),
+    grid=st.sampled_from([4.0, 30.0, 300.0]),
+    weight=st.sampled_from([0.0, 1.0, 5.0]),
+)
+def test_direction_finder_agrees_with_the_plain_search(n: int, seed: int, grid: float, weight: float) -> None:
+    """Same row as the pass over every point, on clumps, exact duplicates (ties), integer
+    positions (points on the cone's edge) and NaN rows, for every origin and direction."""
+    rng = np.random.default_rng(seed)
+    pts = np.floor(rng.uniform(0, grid, (n, 2))) if seed % 2 else rng.normal(grid / 2, grid / 8, (n, 2))
+    pts[rng.random(n) < 0.1] = pts[0]
+    pts[rng.random(n) < 0.05] = np.nan
+    finder = braille.DirectionFinder(pts)
+    for origin in rng.choice(n, min(n, 25), replace=False):
+        for direction in ("left", "right", "up", "down"):
+            expected = braille.nearest_in_direction(pts, int(origin), direction, off_axis_weight=weight)
+            assert finder.nearest_in_direction(int(origin), direction, off_axis_weight=weight) == expected

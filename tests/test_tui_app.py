@@ -678,6 +678,28 @@ async def test_corrupt_index_and_empty_album_keep_running(small_album: Path, tmp
         assert "No images" in banner or "not indexed" in banner or "Cannot" in banner
 
 
+async def test_vectors_damaged_after_the_open_check_are_reported(small_album: Path) -> None:
+    """The app opens on memory-mapped vectors and checks them in the background: a
+    flipped byte there is reported after the open, and the album is closed for work."""
+    from picksel.index import index_path, load_index
+
+    index_album(small_album)
+    emb = load_index(small_album).embeddings
+    path = index_path(small_album)
+    data = bytearray(path.read_bytes())
+    data[data.index(emb[2, 3:7].tobytes()) + 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    app = make_app(small_album)
+    async with app.run_test(size=SIZE) as pilot:
+        banner = app.query_one("#banner", Static)
+        assert await wait_until(pilot, lambda: "damaged" in str(banner.render()), rounds=1000)
+        assert "checksum" in str(banner.render())
+        assert app.curator is None
+        await pilot.press("s")  # refused: nothing runs on the damaged vectors
+        await pilot.pause()
+        assert app.job is None
+
+
 async def test_quit_during_a_run_sets_the_cancel_event(album: Path, monkeypatch) -> None:
     import picksel.select as select_mod
 

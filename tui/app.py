@@ -44,6 +44,7 @@ from picksel.tui.controller import (
 from picksel.tui.halfcell import keep_image_colours
 from picksel.tui.marks import preview_caption
 from picksel.tui.messages import (
+    IndexDamaged,
     MapFailed,
     MapProgress,
     MapReady,
@@ -291,6 +292,7 @@ class PickselApp(QualityActions, App[int]):
         self.start_quality()
         if self._state_timer is None:
             self._state_timer = self.set_interval(self.STATE_POLL, self._watch_state)
+        self._verify_index(curator)
         if curator.n:
             # Start at the top of the list (the saved selection's best image, else the
             # first path): what the user reviews first, with the map cursor on it.
@@ -298,6 +300,30 @@ class PickselApp(QualityActions, App[int]):
             if first is not None:
                 self.current_row = first
         self.thumbs.focus()
+
+    def _verify_index(self, curator: Curator) -> None:
+        """Read and check the vectors the open left unread (seconds at 1M images), in a
+        daemon thread: quitting never waits for a read of 3 GB."""
+        if curator.index.verified:
+            return
+
+        def check() -> None:
+            try:
+                curator.index.verify()
+            except IndexCorrupt as e:
+                self.post_message(IndexDamaged(curator, str(e)))
+
+        threading.Thread(target=check, name="picksel-verify", daemon=True).start()
+
+    @on(IndexDamaged)
+    def _index_damaged(self, msg: IndexDamaged) -> None:
+        if msg.curator is not self.curator:
+            return
+        if self.job is not None:
+            self.job.cancel_event.set()
+        self.curator = None
+        self.banner(f"The index is damaged ({msg.error}). Press r to rebuild it.")
+        self.notify(msg.error, title="Index", severity="error", timeout=10)
 
     NOTIFICATION_TIMEOUT = 3.0
     """Seconds an information toast stays; warnings and errors pass their own."""
@@ -372,7 +398,11 @@ class PickselApp(QualityActions, App[int]):
         if cached is not None and cached.coords.shape[0] == c.n:
             self._set_map(cached.coords, f"map: {MAP_LABELS.get(cached.kind, cached.kind)}")
             return
-        self._pca = pca_map(c.index.embeddings)
+        try:
+            self._pca = pca_map(c.index.embeddings)  # waits for the vectors if still unread
+        except IndexCorrupt as e:
+            self._index_damaged(IndexDamaged(c, str(e)))
+            return
         self._map_pct = 0
         if not self.compute_umap:
             self._set_map(self._pca, "map: PCA")
@@ -974,8 +1004,12 @@ class PickselApp(QualityActions, App[int]):
             self.notify("No images to measure.", severity="warning")
             return
         pinned = np.flatnonzero(c.pinned_mask()).astype(np.int64)
-        screen = CurveScreen(c.state_dir, c.fingerprint, c.index.embeddings, c.excluded_mask(),
-                             pinned, c.settings.count)
+        try:
+            emb = c.index.embeddings  # waits for the vectors if still unread
+        except IndexCorrupt as e:
+            self._index_damaged(IndexDamaged(c, str(e)))
+            return
+        screen = CurveScreen(c.state_dir, c.fingerprint, emb, c.excluded_mask(), pinned, c.settings.count)
         self.push_screen(screen, self._use_count)
 
     def _use_count(self, count: int | None) -> None:

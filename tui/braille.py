@@ -82,22 +82,31 @@ class Raster:
 def normalise(coords: np.ndarray) -> np.ndarray:
     """Scale each axis of ``coords`` (N, 2) to [0, 1], y flipped; NaN/inf rows go to NaN
     (never drawn, never picked). A degenerate axis (all equal) maps to 0.5."""
-    xy = np.asarray(coords, dtype=np.float64).reshape(-1, 2).copy()
+    xy = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
     if xy.shape[0] == 0:
-        return xy
-    finite = np.isfinite(xy).all(axis=1)
-    xy[~finite] = np.nan
-    if not finite.any():
-        return xy
-    lo = np.nanmin(xy, axis=0)
-    hi = np.nanmax(xy, axis=0)
+        return xy.copy()
+    # Column by column: numpy's reductions over the short axis of an (N, 2) array
+    # (``all(axis=1)``, ``min(axis=0)``) are ~5x slower than over each column.
+    finite = np.isfinite(xy[:, 0]) & np.isfinite(xy[:, 1])
+    every = bool(finite.all())
+    if not every and not finite.any():
+        return np.full_like(xy, np.nan)
+    # min/max, not nanmin/nanmax: those copy the array to mask NaN (a second at 1M points
+    # on a busy machine); rows with NaN are left out first when there are any.
+    src = xy if every else xy[finite]
+    lo = np.array([src[:, 0].min(), src[:, 1].min()])
+    hi = np.array([src[:, 0].max(), src[:, 1].max()])
     span = hi - lo
-    out = np.full_like(xy, 0.5)
+    out = np.empty_like(xy)
     for a in (0, 1):
         if span[a] > 0:
-            out[:, a] = (xy[:, a] - lo[a]) / span[a]
-    out[:, 1] = 1.0 - out[:, 1]
-    out[~finite] = np.nan
+            np.subtract(xy[:, a], lo[a], out=out[:, a])
+            out[:, a] /= span[a]
+        else:
+            out[:, a] = 0.5
+    np.subtract(1.0, out[:, 1], out=out[:, 1])
+    if not every:
+        out[~finite] = np.nan
     return out
 
 
@@ -122,11 +131,12 @@ def unproject(sx: float, sy: float, view: View, width: int, height: int) -> tupl
 def dot_indices(screen: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Integer dot positions (int32) and the mask of points that land on the grid."""
     with np.errstate(invalid="ignore"):
-        f = np.floor(screen + 0.5)
-        inside = (f[:, 0] >= 0) & (f[:, 0] < 2 * width) & (f[:, 1] >= 0) & (f[:, 1] < 4 * height)
-    f[~inside] = 0
-    fi = f.astype(np.int32)
-    return fi[:, 0], fi[:, 1], inside
+        fx = np.floor(screen[:, 0] + 0.5)
+        fy = np.floor(screen[:, 1] + 0.5)
+        inside = (fx >= 0) & (fx < 2 * width) & (fy >= 0) & (fy < 4 * height)
+    ix = np.where(inside, fx, 0).astype(np.int32)
+    iy = np.where(inside, fy, 0).astype(np.int32)
+    return ix, iy, inside
 
 
 @dataclass
@@ -246,6 +256,65 @@ def nearest_in_direction(
         ahead, a, p = ahead[cone], a[cone], p[cone]
     score = np.sqrt(a * a + p * p) + off_axis_weight * p
     return int(ahead[np.argmin(score)])
+
+
+class DirectionFinder:
+    """:func:`nearest_in_direction` without a pass over every point per key press.
+
+    At 1,000,000 points the plain search costs ~100 ms a move. Points are sorted by x
+    once (per projection); a move looks in a window of half-width ``r`` dots around the
+    origin, the x range found by binary search, and doubles ``r`` until the best score
+    there is <= r: every point outside the window is more than ``r`` away along or across
+    the direction, and the score (distance + weight × offset) is at least that, so the
+    answer is the plain search's, ties included (the lowest row wins in both)."""
+
+    MIN_RADIUS = 2.0
+
+    def __init__(self, screen: np.ndarray) -> None:
+        self.screen = screen
+        xs, ys = screen[:, 0], screen[:, 1]
+        finite = np.flatnonzero(np.isfinite(xs) & np.isfinite(ys))
+        # Sorted by whole dot column (int16: numpy's stable sort is a radix sort there,
+        # ~10x faster than sorting floats); a window is then a superset of the exact
+        # one, which is all the proof above needs.
+        keys = self._key(xs[finite])
+        perm = np.argsort(keys, kind="stable")
+        order = finite[perm]
+        self._order = order
+        self._keys = keys[perm]
+        self._pts = np.take(screen, order, axis=0)  # one gather of both columns, in key order
+        self._extent = float(np.ptp(xs[finite]) + np.ptp(ys[finite])) if order.size else 0.0
+
+    @staticmethod
+    def _key(x: np.ndarray | float) -> np.ndarray:
+        return np.clip(np.floor(x), -32768, 32767).astype(np.int16)
+
+    def nearest_in_direction(self, origin: int, direction: str, *, off_axis_weight: float = 1.0) -> int | None:
+        x0, y0 = (float(v) for v in self.screen[origin])
+        if not (np.isfinite(x0) and np.isfinite(y0)):
+            return nearest_in_direction(self.screen, origin, direction, off_axis_weight=off_axis_weight)
+        ux, uy = DIRECTIONS[direction]
+        r = self.MIN_RADIUS
+        while r <= self._extent:
+            lo = int(np.searchsorted(self._keys, self._key(x0 - r), side="left"))
+            hi = int(np.searchsorted(self._keys, self._key(x0 + r), side="right"))
+            xs, ys = self._pts[lo:hi, 0], self._pts[lo:hi, 1]
+            near = np.abs(ys - y0) <= r
+            rows, xs, ys = self._order[lo:hi][near], xs[near], ys[near]
+            along, perp = ((xs - x0) * ux, np.abs(ys - y0)) if ux else ((ys - y0) * uy, np.abs(xs - x0))
+            cone = (along > 0) & (perp <= along)
+            if cone.any():
+                best = self._best(rows[cone], along[cone], perp[cone], off_axis_weight)
+                if best[1] <= r:
+                    return best[0]
+            r *= 2
+        return nearest_in_direction(self.screen, origin, direction, off_axis_weight=off_axis_weight)
+
+    @staticmethod
+    def _best(rows: np.ndarray, a: np.ndarray, p: np.ndarray, weight: float) -> tuple[int, float]:
+        score = np.sqrt(a * a + p * p) + weight * p
+        low = score.min()
+        return int(rows[score == low].min()), float(low)
 
 
 def nearest_point(screen: np.ndarray, x: float, y: float) -> int | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from picksel import state as st
 from picksel import undo
 from picksel.album import state_dir as default_state_dir
 from picksel.errors import PickselError, ProgressFn, UsageError
+from picksel.rowlookup import SortedRows
 from picksel.statelock import TUI_WAIT, StateBusy, commit, open_repaired, state_lock
 from picksel.tui.marks import QualityMarks, quality_facts
 from picksel.tui.viewstate import (
@@ -83,7 +84,9 @@ class Details:
 class SelectionJob:
     """A snapshot of everything one selection run needs, safe to run in a thread."""
 
-    embeddings: np.ndarray
+    embeddings: np.ndarray | Callable[[], np.ndarray]
+    """The vectors, or what returns them: the index may still be reading them, and a
+    damaged file raises IndexCorrupt there, in the worker, not on the UI thread."""
     method: str
     count: int
     iterations: int
@@ -97,7 +100,7 @@ class SelectionJob:
         from picksel.select import run_selection
 
         return run_selection(
-            self.embeddings,
+            self.embeddings() if callable(self.embeddings) else self.embeddings,
             method=self.method,
             count=self.count,
             iterations=self.iterations,
@@ -175,7 +178,7 @@ class Curator:
         self.index = index
         self.state = state
         self.paths: list[str] = list(index.paths)
-        self._rows: dict[str, int] | None = None
+        self._rows: Mapping[str, int] | None = None
         self._fingerprint: str | None = None
         self._stamp = self._disk_stamp()
         self.seed_override: int | None = None  # tests and screenshots: deterministic runs
@@ -196,7 +199,7 @@ class Curator:
 
         album = Path(album)
         sdir = default_state_dir(album, state_dir)
-        index = load_index(album, state_dir)
+        index = load_index(album, state_dir, verify=False)  # the app checks in the background
         warnings: list[str] = []
         state = open_repaired(sdir, warn=warnings.append)
         return cls(album, sdir, index, state), "\n".join(warnings) or None
@@ -206,9 +209,15 @@ class Curator:
         return len(self.paths)
 
     @property
-    def rows(self) -> dict[str, int]:
+    def rows(self) -> Mapping[str, int]:
+        """rel path -> row: a binary search over the loaded path array (nothing to build
+        at 1M images), or a dict for an index built in this process."""
         if self._rows is None:
-            self._rows = {p: i for i, p in enumerate(self.paths)}
+            array = getattr(self.index, "paths_array", None)
+            if array is not None and len(array) == len(self.paths):
+                self._rows = SortedRows(self.paths, array)
+            else:
+                self._rows = {p: i for i, p in enumerate(self.paths)}
         return self._rows
 
     @property
@@ -265,6 +274,9 @@ class Curator:
     def _mask(self, rels) -> np.ndarray:
         mask = np.zeros(self.n, dtype=bool)
         rows = self.rows
+        if isinstance(rows, SortedRows):
+            mask[rows.rows_of(rels)] = True
+            return mask
         idx = [rows[r] for r in rels if r in rows]
         if idx:
             mask[np.asarray(idx, dtype=np.int64)] = True
@@ -489,8 +501,9 @@ class Curator:
         count, iterations = s.count, s.iterations
         if validate is not None:
             count, iterations = validate(count, iterations, available)
+        index = self.index
         return SelectionJob(
-            embeddings=self.index.embeddings,
+            embeddings=lambda: index.embeddings,
             method=s.method,
             count=int(count),
             iterations=int(iterations),

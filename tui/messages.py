@@ -57,6 +57,15 @@ class MapFailed(Message):
 
 
 @dataclass(eq=False)
+class IndexDamaged(Message):
+    """The background check of the vectors (deferred at open) failed: ``curator`` is the
+    one that was opened, ``error`` the one-line reason."""
+
+    curator: Any
+    error: str
+
+
+@dataclass(eq=False)
 class StateChanged(Message):
     """Album state changed (exclusions, pins, selection...): panes and counts redraw."""
 

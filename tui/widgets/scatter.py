@@ -148,6 +148,7 @@ class MapView(Widget, can_focus=True):
         # Caches, all keyed on the grid size they were built for.
         self._grid: tuple[int, int] = (0, 0)  # (width, plot height) in cells
         self._screen: np.ndarray | None = None  # projected points, dot units
+        self._finder: braille.DirectionFinder | None = None  # built on the first move per projection
         self._dots: braille.DotGrid | None = None  # where each point lands (positions only)
         self._raster: braille.Raster | None = None
         self._strips: list[Strip | None] = []
@@ -240,7 +241,9 @@ class MapView(Widget, can_focus=True):
         if self._cursor is None:
             target = self._central_row()
         else:
-            target = braille.nearest_in_direction(screen, self._cursor, direction)
+            if self._finder is None or self._finder.screen is not screen:
+                self._finder = braille.DirectionFinder(screen)
+            target = self._finder.nearest_in_direction(self._cursor, direction)
         if target is not None and target != self._cursor:
             self._set_cursor(target)
             self.post_message(self.CursorMoved(self, target))
