@@ -75,6 +75,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("preview", "Preview current image", "Large image, votes and caption (enter)"),
     ("curve", "How many images? (coverage curve)", "Covering radius for 1…1,000 images and a suggested count (n)"),
     ("cycle_filter", "Cycle list filter", "all → selected → excluded → favorites (v)"),
+    ("toggle_view", "List / thumbnail grid", "Show the images as a list or as a grid of thumbnails (t)"),
     ("find", "Find in file names", "Narrow the list to paths containing a text (/)"),
     ("cycle_graphics", "Cycle graphics mode", "auto → sixel → kitty → half-cell → text (g)"),
     ("reindex", "Re-index album", "Scan for new or changed images (r)"),
@@ -113,6 +114,7 @@ class PickselApp(App[int]):
         Binding("i", "inventory", "Inventory", show=False),
         Binding("enter", "preview", "Preview", show=False),
         Binding("v", "cycle_filter", "Filter", show=False),
+        Binding("t", "toggle_view", "Grid"),
         Binding("n", "curve", "How many?", show=False),
         Binding("slash", "find", "Find", show=False, key_display="/"),
         Binding("g", "cycle_graphics", "Graphics", show=False),
@@ -158,7 +160,7 @@ class PickselApp(App[int]):
             yield MapView(id="map", graphics=self.graphics)
             with Vertical(id="middle"):
                 yield Static("", id="banner")
-                yield ThumbList(id="list")
+                yield ThumbList(id="list", graphics=self.graphics)
                 yield FindBar(placeholder="find in file names", id="find", compact=True)
                 yield ImagePreview(id="preview", graphics=self.graphics)
             yield CuratorSidebar(id="sidebar")
@@ -273,6 +275,7 @@ class PickselApp(App[int]):
         curator.seed_override = self.fixed_seed
         s = curator.settings
         self.sidebar.set_settings(s.method, s.count, s.iterations, s.threshold)
+        self._show_view(s.view)
         if curator.n == 0:
             self.banner(f"No images in {self.album}. Add some and press r to re-index.")
         else:
@@ -938,6 +941,22 @@ class PickselApp(App[int]):
             return
         self.thumbs.cycle_filter()
         self.notify(f"List: {self.thumbs.filter}")
+
+    def action_toggle_view(self) -> None:
+        """t: list ⇄ thumbnail grid, remembered in the album's settings."""
+        c = self._need_album()
+        if c is None:
+            return
+        view = "grid" if self.thumbs.view == "list" else "list"
+        self._show_view(view)
+        c.update_settings(view=view)
+        self._tell_save_problem()
+
+    def _show_view(self, view: str) -> None:
+        # the grid is the preview: the small one under it gives its lines to the thumbnails
+        self.thumbs.view = view
+        self.main_query("#middle").set_class(view == "grid", "-grid")
+        self._schedule_preview()
 
     def action_cycle_graphics(self) -> None:
         self.map_view.action_cycle_graphics()
