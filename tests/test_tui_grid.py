@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from textual.geometry import Region
 from tui_app_helpers import index_album, make_app, run_selection, saved_state, settle, wait_until
 
 from picksel.tui.app import PickselApp
@@ -185,15 +186,27 @@ async def test_grid_emits_sixel_when_the_terminal_reports_sixel(album: Path, mon
         await open_grid(app, pilot)
         t = app.thumbs
         assert t.grid.mode is GraphicsMode.SIXEL
-        first = [int(r) for r in t.rows[: t._columns()]]
-        assert await wait_until(pilot, lambda: all(t.grid._get(r) is not None for r in first), rounds=300)
-        sixels = [seg.text for seg in t.render_line(IMG_H - 1) if seg.text.startswith("\x1bP")]
+        cols = t._columns()
+        first = [int(r) for r in t.rows[:cols]]
+        rows_on_screen = (t.content_region.height - IMG_H) // CELL_H + 1
+        shown = [int(r) for r in t.rows[: rows_on_screen * cols]]
+        assert await wait_until(pilot, lambda: all(t.grid._get(r) is not None for r in shown), rounds=300)
+        lines = t.render_lines(Region(0, 0, t.outer_size.width, t.outer_size.height))
+        top = t.content_region.y - t.region.y  # the border
+        with_sixel = [
+            i for i, strip in enumerate(lines) if any(seg.text.startswith("\x1bP") for seg in strip)
+        ]
+        # on the line below the images of each cell row wholly on screen, before anything
+        # else on it: Textual cuts lines into pieces and drops what follows the last one
+        assert with_sixel == [top + r * CELL_H + IMG_H for r in range(rows_on_screen)]
+        segments = list(lines[with_sixel[0]])
+        sixels = [seg.text for seg in segments if seg.text.startswith("\x1bP")]
         assert len(sixels) == len(first)
+        assert segments[1].text.startswith("\x1bP") and segments[0].control
         for data in sixels:
             assert data[: data.index("#")].rstrip("0123456789;\"").endswith("q")
             assert data.endswith("\x1b\\")
-        # no sixel on the other lines (it would be erased by the lines after it)
-        assert not any(seg.text.startswith("\x1bP") for seg in t.render_line(0))
+        assert lines[with_sixel[0]].cell_length == t.outer_size.width
 
     text_app = make_app(album)  # text graphics: half-cell thumbnails, no sixel
     async with text_app.run_test(size=SIZE) as pilot:

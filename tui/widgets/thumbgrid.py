@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.control import Control
 from rich.segment import ControlType, Segment
 from rich.style import Style
+from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
 from textual.worker import get_current_worker
@@ -75,7 +76,8 @@ def image_mode(mode: GraphicsMode | str) -> GraphicsMode:
     return concrete if concrete in (GraphicsMode.SIXEL, GraphicsMode.KITTY) else GraphicsMode.HALFCELL
 
 
-def fit_canvas(image: Image.Image, size: tuple[int, int], background=_BACKGROUND) -> Image.Image:
+def fit_canvas(image: Image.Image, size: tuple[int, int],
+               background: tuple[int, int, int] = _BACKGROUND) -> Image.Image:
     """``image`` scaled to fit ``size`` keeping its aspect, centred on a background canvas
     (so every cell's picture covers the same area)."""
     w, h = max(1, size[0]), max(1, size[1])
@@ -85,13 +87,14 @@ def fit_canvas(image: Image.Image, size: tuple[int, int], background=_BACKGROUND
     return canvas
 
 
-def halfcell_lines(image: Image.Image, cols: int, rows: int) -> list[list[Segment]]:
+def halfcell_lines(image: Image.Image, cols: int, rows: int,
+                   background: tuple[int, int, int] = _BACKGROUND) -> list[list[Segment]]:
     """``image`` as ``rows`` lines of ``cols`` half-cell characters, through textual-image's
     half-cell renderable. The one place half-cell pictures are made: a dithering one for
     256-colour terminals can replace it here."""
     from textual_image.renderable.halfcell import Image as HalfcellRenderable
 
-    canvas = fit_canvas(image, (cols, rows * 2))
+    canvas = fit_canvas(image, (cols, rows * 2), background)
     console = Console(width=cols, height=rows, color_system="truecolor", force_terminal=True,
                       legacy_windows=False, file=_NullFile())
     options = console.options.update(width=cols, height=rows)
@@ -99,12 +102,13 @@ def halfcell_lines(image: Image.Image, cols: int, rows: int) -> list[list[Segmen
     return [list(line) for line in lines[:rows]]
 
 
-def sixel_data(image: Image.Image, size: tuple[int, int]) -> str:
+def sixel_data(image: Image.Image, size: tuple[int, int],
+               background: tuple[int, int, int] = _BACKGROUND) -> str:
     """Sixel escape sequence (ESC P … q … ESC \\) of ``image`` fitted to ``size`` pixels,
     with textual-image's encoder."""
     from textual_image._sixel import image_to_sixels
 
-    return image_to_sixels(fit_canvas(image, size))
+    return image_to_sixels(fit_canvas(image, size, background))
 
 
 class _NullFile:
@@ -234,8 +238,9 @@ class GridPainter:
         self.thumb_requests += len(rows)
         mode, gen = self.mode, self.generation
         pixels = self._pixel_size()
+        background = owner.background_colors[1].rgb  # letterbox bars in the pane's colour
         owner.run_worker(
-            lambda: self._decode(rows, vm.root, vm.paths, vm.state_dir, mode, pixels, gen),
+            lambda: self._decode(rows, vm.root, vm.paths, vm.state_dir, mode, pixels, gen, background),
             thread=True, exclusive=True, group="grid-thumbs", name="grid thumbnails",
         )
 
@@ -253,7 +258,8 @@ class GridPainter:
         return IMG_W * cw, IMG_H * ch
 
     def _decode(self, rows: list[int], root: Path, paths: list[str], state_dir: Path,
-                mode: GraphicsMode, pixels: tuple[int, int], generation: int) -> None:
+                mode: GraphicsMode, pixels: tuple[int, int], generation: int,
+                background: tuple[int, int, int] = _BACKGROUND) -> None:
         """Worker thread: load each thumbnail from the cache and make its drawn form."""
         worker = get_current_worker()
         self.decode_threads.add(threading.current_thread().name)
@@ -268,11 +274,11 @@ class GridPainter:
             except Exception:  # noqa: BLE001 - a worker must never leave a cell pending
                 image = placeholder(source, "error")
             if mode is GraphicsMode.HALFCELL:
-                drawn = Drawn(lines=halfcell_lines(image, IMG_W, IMG_H))
+                drawn = Drawn(lines=halfcell_lines(image, IMG_W, IMG_H, background))
             elif mode is GraphicsMode.SIXEL:
-                drawn = Drawn(sixel=sixel_data(image, pixels))
+                drawn = Drawn(sixel=sixel_data(image, pixels, background))
             else:
-                drawn = Drawn(pixels=fit_canvas(image, pixels))
+                drawn = Drawn(pixels=fit_canvas(image, pixels, background))
             self.owner.post_message(GridThumbReady(row, generation, drawn))
 
     # ---- rendering ----------------------------------------------------------------
@@ -291,7 +297,6 @@ class GridPainter:
         no_color = owner._no_color()
         focused = owner.has_focus
         segs: list[Segment] = []
-        sixels: list[tuple[int, str]] = []
         for col in range(cols):
             pos = start + col
             if pos >= len(order):
@@ -303,18 +308,14 @@ class GridPainter:
             left, right = ("▐", "▌") if frame is not None else (" ", " ")
             segs.append(Segment(left, frame or _PLAIN))
             if line < IMG_H:
-                segs.extend(self._image_line(row, line, col, sixels))
+                segs.extend(self._image_line(row, line))
             else:
                 segs.extend(self._text_line(vm, row, line - IMG_H, cursor, focused, no_color))
             segs.append(Segment(right, frame or _PLAIN))
         strip = Strip(segs)
-        if strip.cell_length != width:
-            strip = strip.crop_pad(width, 0, 0, _PLAIN)
-        if sixels and line == IMG_H - 1 and y >= IMG_H - 1:
-            strip = self._with_sixels(strip, y, sixels, width)
-        return strip
+        return strip.crop_pad(width, 0, 0, _PLAIN) if strip.cell_length != width else strip
 
-    def _image_line(self, row: int, line: int, col: int, sixels: list[tuple[int, str]]) -> list[Segment]:
+    def _image_line(self, row: int, line: int) -> list[Segment]:
         drawn = self._get(row)
         if drawn is None:
             self._want()
@@ -323,9 +324,7 @@ class GridPainter:
             drawn.lines = self._tgp_lines(drawn)
         if drawn.lines is not None:
             return drawn.lines[line] if line < len(drawn.lines) else [Segment(" " * IMG_W, _PLAIN)]
-        if drawn.sixel is not None and line == IMG_H - 1:
-            sixels.append((col, drawn.sixel))
-        return [Segment(" " * IMG_W, _PLAIN)]
+        return [Segment(" " * IMG_W, _PLAIN)]  # sixel: drawn over these blanks (add_sixels)
 
     def _tgp_lines(self, drawn: Drawn) -> list[list[Segment]]:
         """Kitty: textual-image's TGP renderable sends the pixels once and gives lines of
@@ -364,25 +363,53 @@ class GridPainter:
             text = [Segment(t, (s or Style()) + hl) for t, s, _ in text]
         return list(Strip(text).crop_pad(IMG_W, 0, 0, _PLAIN))
 
-    def _with_sixels(self, strip: Strip, y: int, sixels: list[tuple[int, str]], width: int) -> Strip:
-        """Append the sixel pictures of this cell row, drawn from their top-left corner,
-        then put the cursor back where the line ends (the compositor goes on from there)."""
+    def add_sixels(self, strips: list[Strip], crop: Region) -> list[Strip]:
+        """Put the sixel pictures into the lines the compositor gets (``crop`` is in widget
+        lines, border included). Textual cuts lines into pieces by character count, which
+        would cut a sixel sequence apart and drops anything after a line's last piece, so
+        the pictures of a cell row go first on the line just below its images, before the
+        pane's left border: the image lines above are written by then (their blanks do not
+        erase the pictures), and each picture is drawn from its top-left corner with an
+        absolute move; then the cursor goes back to the start of the line."""
         owner = self.owner
+        if self.mode is not GraphicsMode.SIXEL or owner.model is None:
+            return strips
         try:
             if not owner.screen.is_active:
-                return strip  # a dialog on top: no pixels over it
+                return strips  # a dialog on top: no pixels over it
         except Exception:  # noqa: BLE001 - no screen yet
-            return strip
-        region = owner.content_region
-        top = region.y + y - (IMG_H - 1)
-        extra: list[Segment] = []
-        for col, data in sixels:
-            x = region.x + col * CELL_W + 1
-            extra.append(Segment(Control.move_to(x, top).segment.text, _PLAIN, _NULL_CONTROL))
-            extra.append(Segment(data, _PLAIN, _NULL_CONTROL))
-        extra.append(Segment(Control.move_to(region.x + width, region.y + y).segment.text, _PLAIN,
-                             _NULL_CONTROL))
-        return Strip([*strip, *extra], strip.cell_length)
+            return strips
+        region, content = owner.region, owner.content_region
+        top_gutter = content.y - region.y
+        scroll_y = int(owner.scroll_offset.y)
+        cols = self.columns(owner.scrollable_content_region.width)
+        order = owner.rows
+        out = list(strips)
+        for i, strip in enumerate(strips):
+            y = crop.y + i - top_gutter  # content line just below the pictures
+            if y < IMG_H or y > content.height or (y - IMG_H + scroll_y) % CELL_H:
+                continue
+            cell_row = (y - IMG_H + scroll_y) // CELL_H
+            extra: list[Segment] = []
+            for col in range(cols):
+                pos = cell_row * cols + col
+                if pos >= len(order):
+                    break
+                drawn = self._get(int(order[pos]))
+                if drawn is None or drawn.sixel is None:
+                    continue
+                x = content.x + col * CELL_W + 1
+                extra.append(_control(Control.move_to(x, content.y + y - IMG_H)))
+                extra.append(Segment(drawn.sixel, _PLAIN, _NULL_CONTROL))
+            if extra:
+                extra.append(_control(Control.move_to(region.x + crop.x, region.y + crop.y + i)))
+                out[i] = Strip([*extra, *strip], strip.cell_length)
+        return out
+
+
+def _control(control: Control) -> Segment:
+    """A cursor move as a zero-width segment (Textual's cuts skip it)."""
+    return Segment(control.segment.text, _PLAIN, _NULL_CONTROL)
 
 
 def _fit(text: str, width: int) -> str:

@@ -33,7 +33,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events, on
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -434,6 +434,10 @@ class ThumbList(ScrollView, can_focus=True):
                 self.refresh()
 
     # ---- rendering ----------------------------------------------------------------
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        strips = super().render_lines(crop)
+        return self.grid.add_sixels(strips, crop) if self.view == "grid" else strips
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
