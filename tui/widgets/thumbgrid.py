@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps
+from rich.cells import set_cell_size
 from rich.console import Console
 from rich.control import Control
 from rich.segment import ControlType, Segment
@@ -51,7 +52,7 @@ IMG_H = 8
 CELL_W = IMG_W + 2  # a frame column on each side (the cursor's bars)
 CELL_H = IMG_H + 2  # + the name line and the votes line
 HALFCELL_SOURCE = 64  # cached thumbnail size the half-cell images are made from
-GRID_LRU = 240  # drawn thumbnails kept (~8 screens of 30 cells); bounds memory
+GRID_LRU = 120  # drawn thumbnails kept (~4 screens; a half-cell one is ~60 KiB of segments)
 
 _PLAIN = Style()
 _NAME = Style(bold=True)
@@ -297,9 +298,10 @@ class GridPainter:
         no_color = owner._no_color()
         focused = owner.has_focus
         segs: list[Segment] = []
+        n = len(order)
         for col in range(cols):
             pos = start + col
-            if pos >= len(order):
+            if pos >= n:
                 segs.append(Segment(" " * CELL_W, _PLAIN))
                 continue
             row = int(order[pos])
@@ -312,8 +314,12 @@ class GridPainter:
             else:
                 segs.extend(self._text_line(vm, row, line - IMG_H, cursor, focused, no_color))
             segs.append(Segment(right, frame or _PLAIN))
-        strip = Strip(segs)
-        return strip.crop_pad(width, 0, 0, _PLAIN) if strip.cell_length != width else strip
+        used = cols * CELL_W
+        if used < width:
+            segs.append(Segment(" " * (width - used), _PLAIN))
+        elif used > width:  # a pane narrower than one cell
+            return Strip(segs).crop_pad(width, 0, 0, _PLAIN)
+        return Strip(segs, width)  # every piece has a known width: no measuring
 
     def _image_line(self, row: int, line: int) -> list[Segment]:
         drawn = self._get(row)
@@ -351,17 +357,17 @@ class GridPainter:
             name_w = max(0, IMG_W - len(marks))
             name = _fit(printable(PurePosixPath(vm.paths[row]).name), name_w)
             text = [Segment(ch, st) for ch, st in marks]
-            text.append(Segment(name.ljust(name_w), _NAME))
+            text.append(Segment(set_cell_size(name, name_w), _NAME))  # wide characters too
         else:
             state = int(vm.states[row]) if row < len(vm.states) else 0
             votes = f"{float(vm.frequency[row]):3.0f}%" if vm.votes[row] > 0 else ""
             badge, style = row_badge(state, no_color)
-            pad = max(1, IMG_W - len(votes) - len(badge))
+            pad = max(0, IMG_W - len(votes) - len(badge))
             text = [Segment(votes, _DIM), Segment(" " * pad, _PLAIN), Segment(badge, style)]
         if cursor:
             hl = _HIGHLIGHT_MONO if no_color else (_HIGHLIGHT if focused else _HIGHLIGHT_BLUR)
             text = [Segment(t, (s or Style()) + hl) for t, s, _ in text]
-        return list(Strip(text).crop_pad(IMG_W, 0, 0, _PLAIN))
+        return text
 
     def add_sixels(self, strips: list[Strip], crop: Region) -> list[Strip]:
         """Put the sixel pictures into the lines the compositor gets (``crop`` is in widget
