@@ -114,13 +114,13 @@ class PickselApp(App[int]):
         Binding("i", "inventory", "Inventory", show=False),
         Binding("enter", "preview", "Preview", show=False),
         Binding("v", "cycle_filter", "Filter", show=False),
-        Binding("t", "toggle_view", "Grid"),
         Binding("n", "curve", "How many?", show=False),
         Binding("slash", "find", "Find", show=False, key_display="/"),
         Binding("g", "cycle_graphics", "Graphics", show=False),
         Binding("r", "reindex", "Re-index", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        Binding("t", "toggle_view", "Grid"),  # after q: at 80 columns the footer is full, q stays
         Binding("tab", "focus_pane(1)", "Next pane", show=False, priority=True),
         Binding("shift+tab", "focus_pane(-1)", "Previous pane", show=False, priority=True),
     ]

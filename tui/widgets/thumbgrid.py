@@ -103,13 +103,18 @@ def halfcell_lines(image: Image.Image, cols: int, rows: int,
     return [list(line) for line in lines[:rows]]
 
 
-def sixel_data(image: Image.Image, size: tuple[int, int],
-               background: tuple[int, int, int] = _BACKGROUND) -> str:
+def sixel_data(image: Image.Image, size: tuple[int, int]) -> str:
     """Sixel escape sequence (ESC P … q … ESC \\) of ``image`` fitted to ``size`` pixels,
-    with textual-image's encoder."""
+    with textual-image's encoder. The letterbox bars are transparent: the terminal's own
+    cell background shows there (a 256-colour terminal maps the pane's colour to a
+    palette entry no RGB value would match)."""
     from textual_image._sixel import image_to_sixels
 
-    return image_to_sixels(fit_canvas(image, size, background))
+    w, h = max(1, size[0]), max(1, size[1])
+    fitted = ImageOps.contain(image.convert("RGB"), (w, h), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    canvas.paste(fitted, ((w - fitted.width) // 2, (h - fitted.height) // 2))
+    return image_to_sixels(canvas)
 
 
 class _NullFile:
@@ -277,7 +282,7 @@ class GridPainter:
             if mode is GraphicsMode.HALFCELL:
                 drawn = Drawn(lines=halfcell_lines(image, IMG_W, IMG_H, background))
             elif mode is GraphicsMode.SIXEL:
-                drawn = Drawn(sixel=sixel_data(image, pixels, background))
+                drawn = Drawn(sixel=sixel_data(image, pixels))
             else:
                 drawn = Drawn(pixels=fit_canvas(image, pixels, background))
             self.owner.post_message(GridThumbReady(row, generation, drawn))
