@@ -90,6 +90,9 @@ async def test_grid_cursor_moves_in_two_dimensions(album: Path) -> None:
         assert await wait_until(pilot, lambda: app.map_view.cursor_row == int(t.rows[1]))
         # and it is drawn: its frame bars sit on its image lines
         assert "▐" in grid_text(app)
+        # a click on a cell of the second row highlights it (widget offset: border + cell)
+        await pilot.click("#list", offset=(1 + 3, 1 + CELL_H + 2))
+        assert await wait_until(pilot, lambda: t.cursor == cols)
 
 
 async def test_x_p_enter_act_on_the_highlighted_cell(album: Path) -> None:
