@@ -50,6 +50,7 @@ STATE_FILENAME = "state.json"
 STATE_VERSION = 1
 METHODS = ("fps", "kmeans")  # mirrors picksel.select.METHODS
 MAX_ITERATIONS = 100
+VIEWS = ("list", "grid")  # the TUI image pane's two views (Settings.view)
 CORE = 90.0  # mirrors picksel.select.CORE / STABLE (tier thresholds)
 STABLE = 70.0
 
@@ -72,6 +73,7 @@ class Settings:
     iterations: int = 20
     threshold: float = 90  # int normally; a float like 90.5 is accepted
     seed: int | None = None
+    view: str = "list"  # the TUI's image pane: "list" or "grid" (key t)
 
 
 @dataclass
@@ -262,6 +264,7 @@ def state_to_dict(state: AlbumState) -> dict[str, Any]:
             "iterations": s.iterations,
             "threshold": s.threshold,
             "seed": s.seed,
+            "view": s.view,
         },
         "export_path": state.export_path,
         "inventory_path": state.inventory_path,
@@ -442,6 +445,11 @@ def _settings_from(value: object, problems: list[str]) -> Settings:
         s.seed = seed
     else:
         problems.append(f"settings.seed {seed!r}")
+    view = value.get("view", s.view)
+    if view in VIEWS:
+        s.view = view
+    else:
+        problems.append(f"settings.view {view!r}")
     return s
 
 

@@ -1,13 +1,14 @@
-"""Regenerate the README screenshots: screenshots/{main,exclusion,curve,export,flagged,
-duplicates}.svg and .png.
+"""Regenerate the README screenshots: screenshots/{main,grid-halfcell,exclusion,curve,export,
+flagged,duplicates}.svg and .png (grid-sixel.png is taken in a real xterm with ``term-shot``,
+see the README).
 
 Run as a script (``python tests/make_screenshots.py``, what ``make screenshots`` does).
 Graphics are "text" (braille map, half-cell thumbnails), what tmux over SSH shows.
 It builds the demo album in a temporary folder named ``demo-album``, indexes it, computes
 the UMAP map once, then drives the app headless at 120×40 with a fixed seed:
-main screen after a run, after excluding the core outliers, the how-many curve, the
-export dialog, the list filtered to the images the quality check flags, and the
-duplicates review.
+main screen after a run, the thumbnail grid (t), after excluding the core outliers, the
+how-many curve, the export dialog, the list filtered to the images the quality check
+flags, and the duplicates review.
 """
 
 from __future__ import annotations
@@ -52,6 +53,15 @@ async def _shoot(album: Path, dest: Path) -> list[Path]:
         await settle(pilot)
         app.thumbs.focus()
         save("main")
+        await pilot.press("t")  # the thumbnail grid, half-cell pictures
+        grid = app.thumbs.grid
+        for _ in range(200):
+            if all(grid._get(r) is not None for r in grid.visible_rows()):
+                break
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
+        save("grid-halfcell")
+        await pilot.press("t")
         await pilot.press("X")  # exclude the core outliers (the demo's garbage)
         await pilot.press("s")
         await settle(pilot)

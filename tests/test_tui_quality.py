@@ -378,3 +378,23 @@ async def test_palette_and_help_offer_d_and_F(album: Path) -> None:
         await pilot.pause()
         assert "KEEP" in str(app.screen.query_one("#dup-card-0 .dup-facts").render())
         assert not saved_state(app).excluded
+
+
+async def test_grid_cells_carry_the_quality_marks(album: Path) -> None:
+    # The grid (t) is the list's second view: a flagged image's cell says so too.
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_checked(app, pilot)
+        await pilot.press("t")
+        assert await wait_until(pilot, lambda: app.thumbs.view == "grid")
+        await pilot.press("slash")
+        await pilot.press(*"noise")
+        await pilot.press("enter")
+        await pilot.pause()
+        t = app.thumbs
+
+        def grid_text() -> str:
+            return "\n".join("".join(s.text for s in t.render_line(y)) for y in range(t.size.height))
+
+        assert await wait_until(pilot, lambda: "noise.png" in grid_text())
+        assert "noise" in grid_text().replace("noise.png", "")

@@ -81,6 +81,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("cycle_filter", "Cycle list filter", "all → selected → excluded → favorites → flagged → duplicates (v)"),
     ("duplicates", "Review duplicates…", "One duplicate group side by side: keep one, exclude the others (d)"),
     ("exclude_flagged", "Exclude flagged images…", "Every image the quality check flags with a chosen kind (F)"),
+    ("toggle_view", "List / thumbnail grid", "Show the images as a list or as a grid of thumbnails (t)"),
     ("find", "Find in file names", "Narrow the list to paths containing a text (/)"),
     ("cycle_graphics", "Cycle graphics mode", "auto → sixel → kitty → half-cell → text (g)"),
     ("reindex", "Re-index album", "Scan for new or changed images (r)"),
@@ -128,6 +129,7 @@ class PickselApp(QualityActions, App[int]):
         Binding("r", "reindex", "Re-index", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        Binding("t", "toggle_view", "Grid"),  # after q: at 80 columns the footer is full, q stays
         Binding("tab", "focus_pane(1)", "Next pane", show=False, priority=True),
         Binding("shift+tab", "focus_pane(-1)", "Previous pane", show=False, priority=True),
     ]
@@ -168,7 +170,7 @@ class PickselApp(QualityActions, App[int]):
             yield MapView(id="map", graphics=self.graphics)
             with Vertical(id="middle"):
                 yield Static("", id="banner")
-                yield ThumbList(id="list")
+                yield ThumbList(id="list", graphics=self.graphics)
                 yield FindBar(placeholder="find in file names", id="find", compact=True)
                 yield ImagePreview(id="preview", graphics=self.graphics)
             yield CuratorSidebar(id="sidebar")
@@ -283,6 +285,7 @@ class PickselApp(QualityActions, App[int]):
         curator.seed_override = self.fixed_seed
         s = curator.settings
         self.sidebar.set_settings(s.method, s.count, s.iterations, s.threshold)
+        self._show_view(s.view)
         if curator.n == 0:
             self.banner(f"No images in {self.album}. Add some and press r to re-index.")
         else:
@@ -992,6 +995,22 @@ class PickselApp(QualityActions, App[int]):
             return
         self.thumbs.cycle_filter()
         self.notify(f"List: {self.thumbs.filter}")
+
+    def action_toggle_view(self) -> None:
+        """t: list ⇄ thumbnail grid, remembered in the album's settings."""
+        c = self._need_album()
+        if c is None:
+            return
+        view = "grid" if self.thumbs.view == "list" else "list"
+        self._show_view(view)
+        c.update_settings(view=view)
+        self._tell_save_problem()
+
+    def _show_view(self, view: str) -> None:
+        # the grid is the preview: the small one under it gives its lines to the thumbnails
+        self.thumbs.view = view
+        self.main_query("#middle").set_class(view == "grid", "-grid")
+        self._schedule_preview()
 
     def action_cycle_graphics(self) -> None:
         self.map_view.action_cycle_graphics()

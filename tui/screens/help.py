@@ -62,7 +62,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
         "Moving around",
         [
             ("tab / shift+tab", "next / previous pane (map, list, curator)"),
-            ("arrows / h j k l", "map: move the cursor to the nearest image · list: move"),
+            ("arrows / h j k l", "map: move the cursor to the nearest image · list, grid: move"),
             ("pgup pgdn home end", "list: page up / down, first / last"),
             ("+ / - / 0", "map: zoom in / out / reset (around the cursor)"),
             ("up / down", "curator: previous / next control"),
@@ -70,6 +70,7 @@ GROUPS: list[tuple[str, list[tuple[str, str]]]] = [
             ("enter", "show the current image large, with its caption and votes"),
             ("← → / j k", "in that preview: previous / next image of the list; x, p act there"),
             ("v", "list filter: all → selected → excluded → favorites → flagged → duplicates"),
+            ("t", "list ⇄ thumbnail grid (remembered per album; same filter, find, x, p, enter)"),
             ("/", "find: narrow the list to file names containing a text (escape clears)"),
         ],
     ),

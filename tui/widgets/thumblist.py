@@ -33,7 +33,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events, on
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -52,9 +52,12 @@ from picksel.tui.viewstate import (
     STATE_VARIABLE,
     ViewModel,
 )
+from picksel.tui.widgets.graphics import GraphicsMode
 from picksel.tui.widgets.row_message import RowMessage
+from picksel.tui.widgets.thumbgrid import CELL_H, GridPainter, GridThumbReady
 
 FILTERS = ("all", "selected", "excluded", "favorites", "flagged", "duplicates")
+VIEWS = ("list", "grid")
 ITEM_HEIGHT = 2
 THUMB_CELLS = 6  # swatch width in cells; height is ITEM_HEIGHT cells = 4 pixels
 THUMB_CACHE_SIZE = 64  # pixel size of the on-disk thumbnails the swatches come from
@@ -126,6 +129,22 @@ def empty_message(filter_: str, query: str, checked: bool) -> str:
     return what + " · v next filter"
 
 
+def row_marks(vm: ViewModel, row: int) -> list[tuple[str, Style]]:
+    """The one-character marks of index row ``row`` (excluded, pinned, favorite), the
+    same in the list and the grid: extend here to add a mark to both."""
+    return [
+        ("x" if vm.excluded[row] else " ", _MARK_EXCLUDED),
+        ("p" if vm.pinned[row] else " ", _MARK_PIN),
+        ("*" if vm.favorite[row] else " ", _MARK_FAV),
+    ]
+
+
+def row_badge(state: int, no_color: bool) -> tuple[str, Style]:
+    """Tier / excluded badge text and style of a row in state ``state``."""
+    badge, style = _BADGE.get(state, ("", Style()))
+    return badge, (_BADGE_MONO.get(state, Style()) if no_color else style)
+
+
 def swatch_segments(
     image: Image.Image, colour_system: str | None = TRUECOLOR
 ) -> tuple[list[Segment], list[Segment]]:
@@ -169,6 +188,8 @@ class ThumbList(ScrollView, can_focus=True):
     BINDINGS = [
         Binding("up,k", "move(-1)", "Up", show=False),
         Binding("down,j", "move(1)", "Down", show=False),
+        Binding("left,h", "side(-1)", "Left", show=False),
+        Binding("right,l", "side(1)", "Right", show=False),
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
         Binding("home", "first", "First", show=False),
@@ -178,6 +199,8 @@ class ThumbList(ScrollView, can_focus=True):
     ]
 
     filter: reactive[str] = reactive("all", init=False)
+    view: reactive[str] = reactive("list", init=False)
+    """"list" (two-line rows with swatches) or "grid" (a contact sheet of thumbnails)."""
     query: reactive[str] = reactive("", init=False)
     """Case-insensitive substring the album path must contain ("" = no search)."""
 
@@ -200,6 +223,7 @@ class ThumbList(ScrollView, can_focus=True):
         *,
         loader: ThumbLoader | None = None,
         workers: int = 2,
+        graphics: GraphicsMode | str = "auto",
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -222,6 +246,8 @@ class ThumbList(ScrollView, can_focus=True):
         self._wanted = (0, -1)  # item positions on screen (read by workers)
         self.lines_rendered = 0  # tests/bench: render_line calls that built a line
         self.thumb_requests = 0  # tests/bench: thumbnails submitted for decoding
+        self.grid = GridPainter(self, self._loader)
+        self.grid.set_mode(graphics)
 
     # ---- public API ---------------------------------------------------------------
 
@@ -269,6 +295,7 @@ class ThumbList(ScrollView, can_focus=True):
             with self._lock:
                 self._swatches.clear()
                 self._pending.clear()
+            self.grid.clear()
         self._vm = vm
         if not same_files:
             self._lower = None
@@ -286,6 +313,16 @@ class ThumbList(ScrollView, can_focus=True):
             self._apply_filter(keep)
         finally:
             self._quiet = False
+
+    def toggle_view(self) -> str:
+        """list ⇄ grid; returns the new view."""
+        self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
+        return self.view
+
+    def set_graphics(self, mode: GraphicsMode | str) -> None:
+        """The app's ``g``: the grid draws its thumbnails in the new mode."""
+        self.grid.set_mode(mode)
+        self.refresh()
 
     def cycle_filter(self) -> None:
         """all → selected → excluded → favorites → flagged → duplicates → all."""
@@ -318,6 +355,16 @@ class ThumbList(ScrollView, can_focus=True):
     def watch_filter(self, old: str, new: str) -> None:
         self._apply_filter(self.highlighted_row)
 
+    def validate_view(self, value: str) -> str:
+        if value not in VIEWS:
+            raise ValueError(f"unknown view {value!r}; one of {', '.join(VIEWS)}")
+        return value
+
+    def watch_view(self, old: str, new: str) -> None:
+        self._update_virtual_size()
+        self.call_after_refresh(self._scroll_into_view, centre=True)
+        self.refresh()
+
     def watch_query(self, old: str, new: str) -> None:
         # Typing moves the highlight to the first match: Moved tells the map and the preview.
         self._apply_filter(self.highlighted_row)
@@ -326,7 +373,15 @@ class ThumbList(ScrollView, can_focus=True):
 
     def action_move(self, delta: int) -> None:
         if len(self._order):
+            self._move_to(self._cursor + delta * self._columns())
+
+    def action_side(self, delta: int) -> None:
+        if len(self._order):
             self._move_to(self._cursor + delta)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # left/right only mean something in the grid; in the list they go to the app
+        return self.view == "grid" if action == "side" else True
 
     def action_page(self, direction: int) -> None:
         if len(self._order):
@@ -352,7 +407,12 @@ class ThumbList(ScrollView, can_focus=True):
         offset = event.get_content_offset(self)
         if offset is None:
             return
-        pos = (offset.y + int(self.scroll_offset.y)) // ITEM_HEIGHT
+        vy = offset.y + int(self.scroll_offset.y)
+        if self.view == "grid":
+            cell = self.grid.cell_at(offset.x, vy, self.scrollable_content_region.width)
+            pos = -1 if cell is None else cell
+        else:
+            pos = vy // ITEM_HEIGHT
         if 0 <= pos < len(self._order):
             if pos == self._cursor and event.chain >= 2:
                 self.action_activate()
@@ -369,6 +429,17 @@ class ThumbList(ScrollView, can_focus=True):
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+    @on(GridThumbReady)
+    def _grid_thumb_ready(self, message: GridThumbReady) -> None:
+        message.stop()
+        if self.grid.ready(message) and self.view == "grid":
+            pos = self.position(message.row)
+            if pos >= 0:
+                cols = self._columns()
+                top = (pos // cols) * CELL_H - int(self.scroll_offset.y)
+                if -CELL_H < top < self.size.height:
+                    self.refresh()
 
     @on(_ThumbReady)
     def _thumb_ready(self, message: _ThumbReady) -> None:
@@ -387,8 +458,15 @@ class ThumbList(ScrollView, can_focus=True):
 
     # ---- rendering ----------------------------------------------------------------
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        strips = super().render_lines(crop)
+        return self.grid.add_sixels(strips, crop) if self.view == "grid" else strips
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
+        if self.view == "grid":
+            self.lines_rendered += 1
+            return self.grid.render_line(y, width)
         scroll_y = int(self.scroll_offset.y)
         vy = y + scroll_y
         pos, line = divmod(vy, ITEM_HEIGHT)
@@ -417,11 +495,7 @@ class ThumbList(ScrollView, can_focus=True):
         if line == 0:
             freq = float(vm.frequency[row]) if vm.votes[row] > 0 else None
             right = f"{freq:3.0f}%" if freq is not None else ""
-            marks = [
-                ("x" if vm.excluded[row] else " ", _MARK_EXCLUDED),
-                ("p" if vm.pinned[row] else " ", _MARK_PIN),
-                ("*" if vm.favorite[row] else " ", _MARK_FAV),
-            ]
+            marks = row_marks(vm, row)
             text.extend(Segment(ch, st) for ch, st in marks)
             name_w = max(0, text_w - 4 - len(right) - 1)
             name = _fit(printable(rel.name), name_w)
@@ -430,9 +504,7 @@ class ThumbList(ScrollView, can_focus=True):
             text.append(Segment(" " * max(1, pad), _PLAIN))
             text.append(Segment(right, _DIM))
         else:
-            badge, badge_style = _BADGE.get(state, ("", Style()))
-            if no_color:
-                badge_style = _BADGE_MONO.get(state, Style())
+            badge, badge_style = row_badge(state, no_color)
             sub = printable(rel.parent.as_posix())
             sub = "." if sub in ("", ".") else sub
             room = max(0, text_w - 4 - len(badge) - 1)
@@ -528,7 +600,7 @@ class ThumbList(ScrollView, can_focus=True):
         pos = np.full(n, -1, dtype=np.int64)
         pos[order] = np.arange(len(order), dtype=np.int64)
         self._pos = pos
-        self.virtual_size = Size(self.scrollable_content_region.width, len(order) * ITEM_HEIGHT)
+        self._update_virtual_size()
         found = f' · "{_fit(printable(self.query), 20)}"' if self.query else ""
         self.border_title = (
             f"{self.filter} · {len(order):,}"
@@ -564,7 +636,23 @@ class ThumbList(ScrollView, can_focus=True):
     def _matches(self, row: int) -> bool:
         return self.query.lower() in self._lowered()[row]
 
+    def _columns(self) -> int:
+        """Items per line: 1 in the list, as many cells as fit in the grid."""
+        if self.view == "grid":
+            return self.grid.columns(self.scrollable_content_region.width)
+        return 1
+
+    def _item_height(self) -> int:
+        return CELL_H if self.view == "grid" else ITEM_HEIGHT
+
+    def _update_virtual_size(self) -> None:
+        lines = -(-len(self._order) // self._columns())
+        self.virtual_size = Size(self.scrollable_content_region.width, lines * self._item_height())
+
     def _page_items(self) -> int:
+        if self.view == "grid":  # a page of whole cell rows (the one at the edge stays)
+            rows = self.scrollable_content_region.height // CELL_H
+            return max(1, rows - 1 if rows > 2 else rows) * self._columns()
         return max(1, self.scrollable_content_region.height // ITEM_HEIGHT - 1)
 
     def _move_to(self, pos: int, *, post: bool = True, centre: bool = False) -> None:
@@ -580,19 +668,22 @@ class ThumbList(ScrollView, can_focus=True):
         height = self.scrollable_content_region.height
         if height <= 0:
             return
-        top = self._cursor * ITEM_HEIGHT
+        item_h = self._item_height()
+        top = (self._cursor // self._columns()) * item_h
         scroll_y = int(self.scroll_offset.y)
-        if centre and not (scroll_y <= top and top + ITEM_HEIGHT <= scroll_y + height):
-            target = top - (height - ITEM_HEIGHT) // 2
+        if centre and not (scroll_y <= top and top + item_h <= scroll_y + height):
+            target = top - (height - item_h) // 2
         elif top < scroll_y:
             target = top
-        elif top + ITEM_HEIGHT > scroll_y + height:
-            target = top + ITEM_HEIGHT - height
+        elif top + item_h > scroll_y + height:
+            target = top + item_h - height
+            if self.view == "grid" and target % item_h:  # the whole cell, not its top half
+                target = min(top, target + item_h - target % item_h)
         else:
             return
-        target -= target % ITEM_HEIGHT  # never show half an item at the top
+        target -= target % item_h  # never show half an item at the top
         self.scroll_to(y=max(0, target), animate=False, immediate=True)
 
     def on_resize(self, event: events.Resize) -> None:
-        self.virtual_size = Size(self.scrollable_content_region.width, len(self._order) * ITEM_HEIGHT)
+        self._update_virtual_size()
         self._scroll_into_view(centre=False)
