@@ -61,6 +61,9 @@ def inventory(capsys: pytest.CaptureFixture[str], album: Path, file: Path) -> tu
 def test_inventory_is_unchecked_until_check_and_never_measures(
     album: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Indexing measures as it decodes; an index that did not (a PhotoMapAI import, an
+    # older picksel) has no quality.npz: the inventory must say so, not measure.
+    (album / ".picksel" / "quality.npz").unlink()
     assert picksel(capsys, "select", album, "--count", "7", "--iterations", "3")[0] == 0
     rows, err = inventory(capsys, album, tmp_path / "inv.tsv")
     assert len(rows) == 7 and all(cells == ["unchecked", "", ""] for cells in rows.values())
@@ -70,6 +73,15 @@ def test_inventory_is_unchecked_until_check_and_never_measures(
     code, _, err = picksel(capsys, "inventory", album, tmp_path / "inv.tsv")
     assert code == 1 and err.strip().splitlines() == [
         f"picksel: {tmp_path / 'inv.tsv'} already exists; not overwriting it"]
+
+
+def test_inventory_is_checked_right_after_indexing(
+    album: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert picksel(capsys, "select", album, "--count", "7", "--iterations", "3")[0] == 0
+    rows, err = inventory(capsys, album, tmp_path / "inv.tsv")
+    assert len(rows) == 7 and not any(cells[0] == "unchecked" for cells in rows.values())
+    assert "no quality measures" not in err
 
 
 def test_inventory_and_json_carry_flags_and_the_groups_check_lists(
