@@ -14,10 +14,16 @@ flags, and the duplicates review.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 import tempfile
 from pathlib import Path
+
+# The screenshots show a truecolor terminal whatever runs this script: with TERM=xterm and
+# no COLORTERM, Textual would dither every picture to 16 colours (as it should on such a
+# terminal, but not what the README means to show).
+os.environ["COLORTERM"] = "truecolor"
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "screenshots"
