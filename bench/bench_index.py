@@ -84,7 +84,8 @@ def _decode_only(path: str) -> int:
 
 
 def bench_encoder(n: int) -> None:
-    from picksel.encoders.builtin import BuiltinEncoder, _make_pool, _usable_cpus
+    from picksel.encoders.builtin import BuiltinEncoder, _usable_cpus
+    from picksel.encoders.pool import make_pool
     paths = make_jpegs(n)
     cpus = _usable_cpus()
     mpx = 1632 * 1224 / 1e6
@@ -94,7 +95,7 @@ def bench_encoder(n: int) -> None:
         _decode_only(str(p))
     decode_serial = n / (time.perf_counter() - t)
 
-    pool = _make_pool(cpus)
+    pool = make_pool(cpus, ["picksel.imageio"])
     assert isinstance(pool, ProcessPoolExecutor)
     with pool:
         list(pool.map(_decode_only, [str(p) for p in paths[: 2 * cpus]]))  # start workers
