@@ -128,6 +128,13 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _as_from_a_shell() -> None:
+    """preexec_fn: Ctrl-C as an interactive shell leaves it (default action). A child
+    inherits an ignored SIGINT, and Python then keeps ignoring it: in a full xdist run
+    something left the test worker with SIGINT ignored, and picksel never saw Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_index(album: Path) -> subprocess.Popen:
     # A session of its own, so a signal can go to the whole process group, as the
     # terminal's Ctrl-C does (workers included). Four workers as in the report, whatever
@@ -137,6 +144,7 @@ def _start_index(album: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=_as_from_a_shell,
         env={**os.environ, "PICKSEL_WORKERS": "4"},
     )
 
@@ -671,6 +679,7 @@ def _start_check(album: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=_as_from_a_shell,
         env={**os.environ, "PICKSEL_WORKERS": "4"},
     )
 
