@@ -14,15 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import picksel
 
 from picksel.cli import run
 from picksel.scan import IMAGE_EXTENSIONS
-
-
-def picksel(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = run([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line(err: str) -> str:

@@ -10,17 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import picksel
 from PIL import Image, ImageOps
 from quality_helpers import originals
 
-from picksel.cli import run
 from picksel.state import load_state
-
-
-def picksel(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = run([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import picksel
 
-from picksel.cli import run
 from picksel.curve import (
     CURVE_FILENAME,
     covering_curve,
@@ -207,10 +207,6 @@ def album(demo_album: Path, tmp_path: Path) -> Path:
     return dest
 
 
-def picksel(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    code = run([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_curve_json_matches_the_engine_and_the_saved_count(capsys, album: Path) -> None:
