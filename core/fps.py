@@ -414,10 +414,28 @@ SPLIT_BLOCK = 512
 """Default rows per block handed to a thread by :func:`split_rows`."""
 
 
+_thread_state = threading.local()
+
+
+@contextlib.contextmanager
+def rows_in_this_thread() -> Iterator[None]:
+    """Within this block, :func:`split_rows` runs every block in the calling thread: for
+    callers that already keep every core busy with their own threads (K-Means runs its
+    iterations two at a time), where splitting again would only add hand-offs."""
+    before = getattr(_thread_state, "inline", False)
+    _thread_state.inline = True
+    try:
+        yield
+    finally:
+        _thread_state.inline = before
+
+
 def split_rows(n: int, part: Callable[[int, int], None], block: int | None = None) -> None:
     """Run ``part(lo, hi)`` over row blocks of ``range(n)``: two Python threads with
     single-threaded BLAS, each taking the next block until none is left, when
-    ``n >= SPLIT_ROWS``, else one call in this thread.
+    ``n >= SPLIT_ROWS``, else one call in this thread. Inside
+    :func:`rows_in_this_thread` the same blocks run one after another in this thread
+    (the same blocks, so every row's result is the same bits either way).
 
     ``part`` must only write its own rows (numpy and BLAS release the GIL).
     """
@@ -425,6 +443,10 @@ def split_rows(n: int, part: Callable[[int, int], None], block: int | None = Non
         part(0, n)
         return
     block = block or SPLIT_BLOCK
+    if getattr(_thread_state, "inline", False):
+        for lo in range(0, n, block):
+            part(lo, min(n, lo + block))
+        return
     queue = iter(range(0, n, block))
     lock = threading.Lock()
 

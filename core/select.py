@@ -31,7 +31,7 @@ import numpy as np
 
 from picksel.errors import CancelFn, Cancelled, ProgressFn, UsageError
 from picksel.fps import as_unit_float32, fps_batched
-from picksel.kmeans import kmeans_once, reduce
+from picksel.kmeans import kmeans_runs, reduce
 
 METHODS = ("fps", "kmeans")
 CORE = 90.0
@@ -297,17 +297,12 @@ class _Progress:
 
 def _run_kmeans(emb, count, children, pca_rng, avail_rows, pins, report, stop) -> list[np.ndarray]:
     """One shared PCA for the run (seeded by its own child seed), then one seeded
-    clustering per iteration."""
+    clustering per iteration (two at a time: :func:`picksel.kmeans.kmeans_runs`)."""
     total = len(children)
     red = reduce(emb, avail_rows, pca_rng)
     pos_of = np.full(emb.shape[0], -1, dtype=np.int64)
     pos_of[avail_rows] = np.arange(avail_rows.size)
     pin_pos = pos_of[pins]
-    picks: list[np.ndarray] = []
-    for i, child in enumerate(children, start=1):
-        if stop():
-            raise Cancelled()
-        seed = int(child.generate_state(1)[0])
-        picks.append(kmeans_once(red, count, seed, pin_pos, cancel=stop).rows)
-        report(i, total, f"Iteration {i}/{total}")
-    return picks
+    seeds = [int(child.generate_state(1)[0]) for child in children]
+    return kmeans_runs(red, count, seeds, pin_pos, cancel=stop,
+                       done=lambda i: report(i, total, f"Iteration {i}/{total}"))

@@ -181,12 +181,12 @@ def test_sampled_lloyd_inertia_is_close_to_the_references() -> None:
 
 
 def test_exactly_count_on_duplicate_heavy_data_with_sampled_lloyd() -> None:
-    # 200 distinct images, 30 copies each: the Lloyd sample (LLOYD_PER_CENTRE x count
+    # 200 distinct images, 40 copies each: the Lloyd sample (LLOYD_PER_CENTRE x count
     # rows) is smaller than the album, so the sampled path runs; every iteration must
     # still pick exactly `count` distinct rows, and count is close to the distinct total.
     from picksel.kmeans import lloyd_sample_size
 
-    emb = np.repeat(clustered_rows(200, 16, 10, seed=13), 30, axis=0)
+    emb = np.repeat(clustered_rows(200, 16, 10, seed=13), 40, axis=0)
     for count in (100, 190):
         assert lloyd_sample_size(emb.shape[0], count) < emb.shape[0]
         r = run_selection(emb, method="kmeans", count=count, iterations=4, seed=1)
@@ -208,3 +208,107 @@ def test_sampled_lloyd_labels_every_row_by_its_nearest_centre() -> None:
     assert np.mean(labels == brute.argmin(1)) > 0.999  # float32 near-ties aside
     other, _ = cluster(red, 20, seed=4)
     assert not np.array_equal(labels, other)
+
+
+def test_pick_images_holds_no_copy_of_the_reduced_rows() -> None:
+    """At 1,000,000 x 768 the reduced rows are 512 MB; picking once built two more
+    arrays that size (each row's centre, then the difference), which put K-Means at
+    1.54 x the matrix's memory. Distances to the own centre are now taken block by block."""
+    import tracemalloc
+
+    rng = np.random.default_rng(21)
+    m, d, k = 200_000, 64, 50
+    coords = rng.normal(size=(m, d)).astype(np.float32)
+    emb = np.zeros((1, d), dtype=np.float32)  # only the reduced rows matter here
+    red = reduce(emb, np.zeros(1, dtype=np.int64), rng, dims=d)
+    red.rows = np.arange(m, dtype=np.int64)
+    red.coords = coords
+    red.resid = np.zeros(m, dtype=np.float32)
+    centres = coords[:k].copy()
+    labels, _ = assign(coords, centres)
+    labels[labels == 7] = 3  # one empty cluster: the nearest-unused fill runs too
+    tracemalloc.start()
+    try:
+        rows = pick_images(red, labels, centres, pinned=np.array([5, 11]))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(set(rows.tolist())) == k
+    assert peak < 0.5 * coords.nbytes, peak / coords.nbytes  # was 2.08 x
+
+
+def test_sampled_pick_is_the_member_nearest_its_centre_in_original_space() -> None:
+    """On the sampled path the distances come from the last assignment pass (expanded
+    form, float32): the pick must still be the nearest member, up to float32 near-ties."""
+    from picksel.kmeans import lloyd_sample_size
+
+    emb = _spread_clusters(9000, 40, 30, seed=15)
+    red = reduce(emb, np.arange(9000), np.random.default_rng(0), dims=24)
+    assert lloyd_sample_size(9000, 20) < 9000
+    pick = kmeans_once(red, 20, seed=5)
+    for c in range(20):
+        members = np.flatnonzero(pick.labels == c)
+        lifted = red.lift(pick.centres[c]).astype(np.float64)
+        d = ((emb[members].astype(np.float64) - lifted) ** 2).sum(axis=1)
+        got = d[np.flatnonzero(members == pick.rows[c])[0]]
+        assert got <= d.min() + 1e-5 * max(1.0, d.min()), (c, got, d.min())
+
+
+def test_iterations_side_by_side_pick_what_one_by_one_does(monkeypatch) -> None:
+    """K-Means runs two iterations at a time, each in its own thread with its row blocks
+    in that thread; on an album big enough for the split products (>= SPLIT_ROWS rows)
+    the picks are the same rows as one iteration at a time, and progress counts up."""
+    from picksel import kmeans
+    from picksel.fps import SPLIT_ROWS
+
+    emb = _spread_clusters(SPLIT_ROWS + 3000, 48, 40, seed=16)
+    red = reduce(emb, np.arange(emb.shape[0]), np.random.default_rng(0))
+    seeds = [11, 12, 13, 14, 15]
+    monkeypatch.setattr(kmeans, "_cores", lambda: 2)
+    done: list[int] = []
+    side_by_side = kmeans.kmeans_runs(red, 25, seeds, done=done.append)
+    assert done == [1, 2, 3, 4, 5]
+    one_by_one = [kmeans_once(red, 25, s).rows for s in seeds]
+    for a, b in zip(side_by_side, one_by_one, strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_a_failing_iteration_stops_the_others(monkeypatch) -> None:
+    """An error in one iteration is raised, and the iteration running beside it stops at
+    its next Lloyd pass (Cancelled) instead of running to its end, and no more start."""
+    import threading
+    import time
+
+    from picksel import kmeans
+    from picksel.errors import Cancelled
+
+    emb = _spread_clusters(6000, 16, 20, seed=17)
+    red = reduce(emb, np.arange(6000), np.random.default_rng(0))
+    monkeypatch.setattr(kmeans, "_cores", lambda: 2)
+    real = kmeans.kmeans_once
+    started: list[int] = []
+    failed = threading.Event()
+    beside: list[str] = []
+
+    def flaky(red, k, seed, pinned=None, cancel=None):  # noqa: ANN001, ANN202
+        started.append(seed)
+        if seed == 2:
+            failed.set()
+            raise RuntimeError("boom")
+        if seed == 1:
+            failed.wait(5)
+            time.sleep(0.3)  # the caller has seen the error by now
+            try:
+                out = real(red, k, seed, pinned, cancel)
+            except Cancelled:
+                beside.append("stopped")
+                raise
+            beside.append("ran to the end")
+            return out
+        return real(red, k, seed, pinned, cancel)
+
+    monkeypatch.setattr(kmeans, "kmeans_once", flaky)
+    with pytest.raises(RuntimeError, match="boom"):
+        kmeans.kmeans_runs(red, 10, list(range(1, 30)))
+    assert beside == ["stopped"]
+    assert sorted(started) == [1, 2]
