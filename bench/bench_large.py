@@ -156,21 +156,15 @@ def stage_select(n: int, method: str) -> dict:
 
 
 async def _open_and_draw(album: Path, size: tuple[int, int]) -> dict:
+    from bench.bench_launch import open_and_draw
     from picksel.tui.app import PickselApp
 
     t0, c0 = time.perf_counter(), time.process_time()
     app = PickselApp(album, graphics="text", compute_umap=False)
     out: dict = {}
     async with app.run_test(size=size) as pilot:
-        for worker in [w for w in app.workers if w.group == "open"]:
-            await worker.wait()
-        await pilot.pause()
-        assert app.curator is not None and app.curator.n > 0
+        await open_and_draw(app, pilot)
         m, t = app.map_view, app.thumbs
-        for y in range(m.size.height):
-            m.render_line(y)
-        for y in range(t.size.height):
-            t.render_line(y)
         out["open"] = time.perf_counter() - t0
         out["open cpu"] = time.process_time() - c0  # both threads (the vectors' read has begun)
         out["n"] = app.curator.n
