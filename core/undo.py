@@ -32,6 +32,7 @@ from picksel.state import (
     move_aside,
     selection_from_dict,
     selection_to_dict,
+    set_changes,
 )
 
 UNDO_FILENAME = "undo.json"
@@ -102,14 +103,30 @@ def _selection_changed(before: Snapshot, state: AlbumState) -> bool:
     return before.selection is not state.selection and before.selection != state.selection
 
 
-def entry_for(before: Snapshot, state: AlbumState, action: str) -> dict[str, Any] | None:
-    """The journal entry that undoes the change ``before`` -> ``state`` (None when none of
-    the undoable fields changed: settings and remembered paths are not journaled)."""
-    entry: dict[str, Any] = {"action": action, "time": time.time()}
+SetDiffs = dict[str, tuple[set[str], set[str]]]
+"""(added, removed) per field of SET_FIELDS that changed."""
+
+
+def set_diffs(before: Snapshot, state: AlbumState) -> SetDiffs:
+    """What changed in the path sets; computed once per save, as each is a pass over all
+    the paths of a big album (the journal and the state file both need it)."""
+    diffs: SetDiffs = {}
     for name in SET_FIELDS:
         old, new = getattr(before, name), getattr(state, name)
         if old != new:
-            entry[name] = {"added": sorted(new - old), "removed": sorted(old - new)}
+            diffs[name] = set_changes(old, new)
+    return diffs
+
+
+def entry_for(
+    before: Snapshot, state: AlbumState, action: str, diffs: SetDiffs | None = None
+) -> dict[str, Any] | None:
+    """The journal entry that undoes the change ``before`` -> ``state`` (None when none of
+    the undoable fields changed: settings and remembered paths are not journaled).
+    ``diffs`` is ``set_diffs(before, state)`` when the caller has it already."""
+    entry: dict[str, Any] = {"action": action, "time": time.time()}
+    for name, (added, removed) in (set_diffs(before, state) if diffs is None else diffs).items():
+        entry[name] = {"added": sorted(added), "removed": sorted(removed)}
     if before.favorites != tuple(state.favorites):
         entry["favorites"] = list(before.favorites)
     if _selection_changed(before, state):
