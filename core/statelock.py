@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from picksel import state as st
-from picksel import undo
+from picksel import statecache, undo
 from picksel.errors import PickselError
 from picksel.fsutil import sweep_temps, temp_pattern
 from picksel.state import AlbumState, load_state, state_path
@@ -154,10 +154,9 @@ def edit_state(
     repaired on loading (bad values dropped, copy kept) is saved even when unchanged,
     so the user is told about it once. Nothing is saved when the body raises."""
     with state_lock(state_dir, timeout=timeout, warn=warn, on_wait=_tell_waiting(warn, state_dir)):
-        state, warning = load_state(state_dir)
+        state, before, warning = statecache.load(state_dir)  # cheap when nobody else wrote
         if warning and warn is not None:
             warn(warning)
-        before = undo.snapshot(state)
         yield state
         commit(state_dir, before, state, action, force=warning is not None)
 
@@ -171,11 +170,12 @@ def commit(
     if not force and not undo.differs(before, state):
         return False
     sweep_temps(Path(state_dir), _OUR_TEMPS)  # left by writers killed mid-save
+    diffs = undo.set_diffs(before, state)
     if action is not None:
-        entry = undo.entry_for(before, state, action)
+        entry = undo.entry_for(before, state, action, diffs)
         if entry is not None:
             undo.record(state_dir, entry)
-    st.save_state(state_dir, state)
+    statecache.save(state_dir, state, (before, diffs))
     return True
 
 

@@ -381,3 +381,64 @@ def test_temps_of_a_writer_killed_mid_save_are_swept_by_the_next_one(album: Path
     assert cli("exclude", album, images(album)[0]).returncode == 0
     assert not any(p.exists() for p in dead)
     assert foreign.exists()
+
+
+# ------------------------------------- the cached re-read of edit_state (large albums)
+
+
+def in_process_exclude(album: Path, rel: str) -> None:
+    """One edit by this process, as the curator or a long-running tool makes it: the
+    second and later edits may reuse what this process last read or wrote."""
+    from picksel.statelock import edit_state
+
+    with edit_state(album / ".picksel", action="exclude") as state:
+        state.excluded.add(rel)
+
+
+def test_an_exclusion_by_another_process_between_two_of_ours_is_kept(album: Path) -> None:
+    a, b, c = images(album)[:3]
+    in_process_exclude(album, a)
+    assert cli("exclude", album, b).returncode == 0
+    in_process_exclude(album, c)
+    assert {a, b, c} <= load_state(album / ".picksel")[0].excluded
+
+
+def test_a_same_size_rewrite_in_the_same_mtime_tick_is_not_missed(album: Path) -> None:
+    """Another tool rewrites state.json in place between two of our edits: same inode,
+    same size, and (a coarse clock, simulated with utime) the same mtime. Our second
+    edit must start from its content, not from what we remember writing."""
+    a, c = images(album)[:2]
+    foreign = "Z" * len(a)
+    in_process_exclude(album, a)
+    path = album / ".picksel" / "state.json"
+    before = path.stat()
+    script = (
+        "import os, sys\n"
+        "path, old, new = sys.argv[1:4]\n"
+        "st = os.stat(path)\n"
+        "data = open(path, 'rb').read().replace(old.encode(), new.encode())\n"
+        "with open(path, 'r+b') as fh:\n"
+        "    fh.write(data)\n"
+        "os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path), a, foreign], timeout=TIMEOUT)
+    assert done.returncode == 0
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino, before.st_size, before.st_mtime_ns)
+    in_process_exclude(album, c)
+    excluded = load_state(album / ".picksel")[0].excluded
+    assert foreign in excluded and c in excluded and a not in excluded
+
+
+def test_an_undo_by_another_process_between_two_of_ours_is_kept(album: Path) -> None:
+    a, b, c = images(album)[:3]
+    in_process_exclude(album, a)
+    in_process_exclude(album, b)
+    assert cli("undo", album).returncode == 0  # takes b back
+    in_process_exclude(album, c)
+    excluded = load_state(album / ".picksel")[0].excluded
+    assert {a, c} <= excluded and b not in excluded
+    assert cli("undo", album).returncode == 0  # takes c back, then a: the journal is whole
+    assert cli("undo", album).returncode == 0
+    assert not {a, b, c} & load_state(album / ".picksel")[0].excluded
