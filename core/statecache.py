@@ -29,6 +29,7 @@ from pathlib import Path
 
 from picksel import state as st
 from picksel import undo
+from picksel.saferead import read_regular_file
 from picksel.state import AlbumState, SavedSelection
 
 PATCH_LIMIT = 1000
@@ -96,6 +97,19 @@ def _thaw(snap: undo.Snapshot) -> AlbumState:
 
 def _private(snap: undo.Snapshot) -> undo.Snapshot:
     return replace(snap, selection=_copy_selection(snap.selection), settings=replace(snap.settings))
+
+
+def holds(state_dir: Path) -> bool:
+    """True when state.json holds exactly the bytes this process last read or wrote there.
+    A reader keeping a state in memory asks before writing it back: a same-size rewrite
+    within one mtime tick keeps inode, size and mtime, but not the bytes."""
+    known = _known.get(_key(state_dir))
+    if known is None:
+        return False
+    try:
+        return read_regular_file(st.state_path(state_dir)) == known.raw
+    except OSError:  # gone, a FIFO, unreadable: not ours; the caller's reload says why
+        return False
 
 
 def load(state_dir: Path) -> tuple[AlbumState, undo.Snapshot, str | None]:

@@ -22,11 +22,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from picksel import state as st
 from picksel import statecache, undo
 from picksel.errors import PickselError
 from picksel.fsutil import sweep_temps, temp_pattern
-from picksel.state import AlbumState, load_state, state_path
+from picksel.state import AlbumState, state_path
 
 LOCK_FILENAME = "lock"
 CLI_WAIT = 30.0
@@ -183,14 +182,14 @@ def open_repaired(state_dir: Path, warn: Warn | None = None) -> AlbumState:
     """Load the state for a command or the curator; a file with bad values is repaired
     (copy kept, bad parts dropped) and saved under the lock now, so the user is told
     once. Saving may fail (read-only album): reading goes on all the same."""
-    state, warning = load_state(state_dir)
+    state, _before, warning = statecache.load(state_dir)  # remembered: the first edit is cheap
     if warning is None:
         return state
     if warn is not None:
         warn(warning)
     with contextlib.suppress(PickselError), state_lock(state_dir, timeout=TUI_WAIT, warn=warn):
-        fresh, again = load_state(state_dir)
+        fresh, _before, again = statecache.load(state_dir)
         if again is not None:
-            st.save_state(state_dir, fresh)
+            statecache.save(state_dir, fresh)
         state = fresh
     return state

@@ -395,6 +395,27 @@ def in_process_exclude(album: Path, rel: str) -> None:
         state.excluded.add(rel)
 
 
+REWRITE_IN_PLACE = (
+    "import os, sys\n"
+    "path, old, new = sys.argv[1:4]\n"
+    "st = os.stat(path)\n"
+    "data = open(path, 'rb').read().replace(old.encode(), new.encode())\n"
+    "with open(path, 'r+b') as fh:\n"
+    "    fh.write(data)\n"
+    "os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))\n"
+)
+"""Another tool's same-size rewrite: same inode, same size, mtime set back (a coarse clock)."""
+
+
+def rewrite_in_place(path: Path, old: str, new: str) -> None:
+    before = path.stat()
+    done = subprocess.run([sys.executable, "-c", REWRITE_IN_PLACE, str(path), old, new], timeout=TIMEOUT)
+    assert done.returncode == 0
+    after = path.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino, before.st_size, before.st_mtime_ns)
+
+
 def test_an_exclusion_by_another_process_between_two_of_ours_is_kept(album: Path) -> None:
     a, b, c = images(album)[:3]
     in_process_exclude(album, a)
@@ -410,25 +431,23 @@ def test_a_same_size_rewrite_in_the_same_mtime_tick_is_not_missed(album: Path) -
     a, c = images(album)[:2]
     foreign = "Z" * len(a)
     in_process_exclude(album, a)
-    path = album / ".picksel" / "state.json"
-    before = path.stat()
-    script = (
-        "import os, sys\n"
-        "path, old, new = sys.argv[1:4]\n"
-        "st = os.stat(path)\n"
-        "data = open(path, 'rb').read().replace(old.encode(), new.encode())\n"
-        "with open(path, 'r+b') as fh:\n"
-        "    fh.write(data)\n"
-        "os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", script, str(path), a, foreign], timeout=TIMEOUT)
-    assert done.returncode == 0
-    after = path.stat()
-    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
-        before.st_ino, before.st_size, before.st_mtime_ns)
+    rewrite_in_place(album / ".picksel" / "state.json", a, foreign)
     in_process_exclude(album, c)
     excluded = load_state(album / ".picksel")[0].excluded
     assert foreign in excluded and c in excluded and a not in excluded
+
+
+def test_the_curator_does_not_miss_a_same_size_rewrite_in_the_same_mtime_tick(album: Path) -> None:
+    from picksel.tui.controller import Curator
+
+    curator, _ = Curator.open(album)
+    curator.toggle_excluded(0)
+    foreign = "Z" * len(curator.rel(0))
+    rewrite_in_place(album / ".picksel" / "state.json", curator.rel(0), foreign)
+    curator.toggle_excluded(1)
+    excluded = load_state(album / ".picksel")[0].excluded
+    assert foreign in excluded and curator.rel(1) in excluded and curator.rel(0) not in excluded
+    assert curator.state.excluded == excluded
 
 
 def test_an_undo_by_another_process_between_two_of_ours_is_kept(album: Path) -> None:

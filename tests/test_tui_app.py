@@ -369,10 +369,10 @@ async def test_unwritable_state_keeps_changes_in_memory_and_says_so(album: Path,
         await settle(app, pilot)
         before = saved_state(app).excluded
 
-        def read_only(state_dir, state) -> None:
+        def read_only(state_dir, raw) -> None:
             raise PickselError(f"cannot save {state_dir}/state.json: Read-only file system")
 
-        monkeypatch.setattr(st, "save_state", read_only)
+        monkeypatch.setattr(st, "write_state_bytes", read_only)  # every state.json write
         rel = app.curator.rel(app.current_row)
         await pilot.press("x")
         await pilot.pause()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from picksel import state as st
-from picksel import undo
+from picksel import statecache, undo
 from picksel.album import state_dir as default_state_dir
 from picksel.errors import PickselError, ProgressFn, UsageError
 from picksel.rowlookup import SortedRows
@@ -249,21 +249,25 @@ class Curator:
             return None
         return (s.st_mtime_ns, s.st_size, s.st_ino)
 
-    def reload_if_changed(self) -> tuple[bool, str | None]:
+    def reload_if_changed(self, *, exact: bool = False) -> tuple[bool, str | None]:
         """Take state.json from disk when another picksel wrote it since we last read or
         wrote it (a CLI ``exclude`` in another shell, a second curator), so our next
         save does not silently undo its exclusions, pins or selection.
+
+        ``exact`` (under the lock, before a change) also compares the bytes with what this
+        process last read or wrote: a same-size rewrite in one mtime tick keeps the stat.
 
         Returns (reloaded, warning). A file that vanished or no longer parses (moved
         aside) keeps our in-memory state, which the next save writes back; a file with
         some bad values (copied aside, still in place) is taken without them."""
         stamp = self._disk_stamp()
-        if stamp == self._stamp:
+        same = stamp == self._stamp
+        if same and (not exact or stamp is None or statecache.holds(self.state_dir)):
             return False, None
         self._stamp = stamp
         if stamp is None:
             return False, None
-        state, warning = st.load_state(self.state_dir)
+        state, _before, warning = statecache.load(self.state_dir)
         if warning is not None and self._disk_stamp() is None:
             return False, warning
         self.state = state
@@ -376,7 +380,7 @@ class Curator:
         more than TUI_WAIT seconds raises StateBusy, with nothing changed: the UI thread
         never hangs on it."""
         with state_lock(self.state_dir, timeout=TUI_WAIT, warn=self.notes.append):
-            self.reload_if_changed()
+            self.reload_if_changed(exact=True)
             before = undo.snapshot(self.state)
             yield self.state
             self._commit(before, action)
@@ -450,12 +454,12 @@ class Curator:
 
     def _journal_step(self, step) -> undo.Undone | None:
         def save() -> None:
-            st.save_state(self.state_dir, self.state)
+            statecache.save(self.state_dir, self.state)
             self.save_problem = None
             self._stamp = self._disk_stamp()
 
         with state_lock(self.state_dir, timeout=TUI_WAIT, warn=self.notes.append):
-            self.reload_if_changed()
+            self.reload_if_changed(exact=True)
             return step(self.state_dir, self.state, save)
 
     def _remember(self, **values) -> None:
