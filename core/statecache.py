@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -51,6 +52,8 @@ class Known:
 
 
 _known: dict[str, Known] = {}
+_guard = threading.Lock()
+"""Writers of one folder are serialised by its flock; readers (``open_repaired``) are not."""
 
 
 def _key(state_dir: Path) -> str:
@@ -120,10 +123,11 @@ def load(state_dir: Path) -> tuple[AlbumState, undo.Snapshot, str | None]:
         forget(state_dir)
         state = AlbumState()
         return state, undo.snapshot(state), warning
-    known = _known.get(_key(state_dir))
-    if known is not None and known.raw == raw:
-        state = _thaw(known.state)
-        return state, replace(known.state, selection=state.selection), None
+    with _guard:  # an unlocked reader thread must not copy a set a save is patching
+        known = _known.get(_key(state_dir))
+        if known is not None and known.raw == raw:
+            state = _thaw(known.state)
+            return state, replace(known.state, selection=state.selection), None
     state, warning = st.parse_state(state_dir, raw)
     before = undo.snapshot(state)
     if warning is None:
@@ -211,11 +215,12 @@ def save(
     excluded, pins = _plan("excluded", state, known, since), _plan("pins", state, known, since)
     raw = st.state_text(state, excluded[0], pins[0]).encode("ascii")
     st.write_state_bytes(state_dir, raw)
-    forget(state_dir)  # before its sets change: never remembered half-updated
     rest = _private(undo.snapshot(replace(state, excluded=set(), pins=set())))
-    snap = replace(
-        rest,
-        excluded=_remembered_set("excluded", known, excluded),
-        pins=_remembered_set("pins", known, pins),
-    )
-    _remember(state_dir, Known(raw, snap, excluded[0], pins[0]))
+    with _guard:
+        forget(state_dir)  # before its sets change: never remembered half-updated
+        snap = replace(
+            rest,
+            excluded=_remembered_set("excluded", known, excluded),
+            pins=_remembered_set("pins", known, pins),
+        )
+        _remember(state_dir, Known(raw, snap, excluded[0], pins[0]))

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 from picksel import state as st
-from picksel import statecache
+from picksel import statecache, undo
 from picksel.state import AlbumState, SavedSelection, load_state, save_state
 from picksel.statelock import edit_state
 
@@ -162,3 +162,26 @@ def test_a_failed_save_keeps_remembering_the_file_still_on_disk(
     assert parses == [tmp_path]
     excluded = load_state(tmp_path)[0].excluded
     assert {"new/1.jpg", "new/3.jpg"} <= excluded and "lost/2.jpg" not in excluded
+
+
+def test_every_field_comes_back_from_the_remembered_state(tmp_path: Path, parses: list[Path]) -> None:
+    """A remembered state hands back every field the file holds; a field added to
+    AlbumState later must be set here (the first assert says so) and carried by the cache."""
+    import dataclasses
+
+    state = big_state(30)
+    state.favorites = ["keep/001.jpg", "keep/000.jpg"]
+    state.settings = st.Settings("kmeans", 7, 9, 80.5, 42, "grid")
+    state.export_path, state.inventory_path = "/out/set", "/out/inventory.csv"
+    state.quality = {"min_side": 300.0}
+    default = AlbumState()
+    unset = [f.name for f in dataclasses.fields(AlbumState)
+             if getattr(state, f.name) == getattr(default, f.name)]
+    assert unset == [], f"set these in the test too: {unset}"
+    with edit_state(tmp_path, action="set") as fresh:
+        for f in dataclasses.fields(AlbumState):
+            setattr(fresh, f.name, getattr(state, f.name))
+    remembered, before, _warning = statecache.load(tmp_path)
+    assert len(parses) == 0  # nothing to parse: it wrote the file itself
+    assert remembered == st.parse_state(tmp_path, st.state_path(tmp_path).read_bytes())[0] == state
+    assert not undo.differs(before, remembered)
