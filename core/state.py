@@ -375,8 +375,12 @@ def read_state_bytes(state_dir: Path) -> tuple[bytes | None, str | None]:
         return None, move_aside(path, f"cannot read it ({e.strerror or e})")
 
 
-def parse_state(state_dir: Path, raw: bytes) -> tuple[AlbumState, str | None]:
-    """The state ``raw`` (state.json's bytes) holds; see ``load_state`` for the warning."""
+def parse_state(
+    state_dir: Path, raw: bytes, order: dict[str, list[str]] | None = None
+) -> tuple[AlbumState, str | None]:
+    """The state ``raw`` (state.json's bytes) holds; see ``load_state`` for the warning.
+    ``order``, when given and the file is clean, gets the path sets as the file lists
+    them (already sorted when picksel wrote it: the next save need not sort again)."""
     path = state_path(state_dir)
     try:
         data = json.loads(raw.decode("utf-8"))
@@ -390,6 +394,8 @@ def parse_state(state_dir: Path, raw: bytes) -> tuple[AlbumState, str | None]:
     problems: list[str] = []
     state = _state_from_dict(data, problems)
     warning = None
+    if order is not None and not problems:
+        order.update({key: data.get(key) or [] for key in ("excluded", "pins")})
     if problems:
         copy = _copy_aside(path, raw)
         kept = f"the file as it was is kept as {copy}" if copy else "could not keep a copy of it"

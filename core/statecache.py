@@ -49,6 +49,8 @@ class Known:
     excluded: list[str] | None
     """``st.sorted_bodies(state.excluded)`` once a save computed it; never changed."""
     pins: list[str] | None
+    order: dict[str, list[str]] | None = None
+    """The path sets in the order the parsed file listed them (see ``_known_bodies``)."""
 
 
 _known: dict[str, Known] = {}
@@ -128,10 +130,11 @@ def load(state_dir: Path) -> tuple[AlbumState, undo.Snapshot, str | None]:
         if known is not None and known.raw == raw:
             state = _thaw(known.state)
             return state, replace(known.state, selection=state.selection), None
-    state, warning = st.parse_state(state_dir, raw)
+    order: dict[str, list[str]] = {}
+    state, warning = st.parse_state(state_dir, raw, order)
     before = undo.snapshot(state)
     if warning is None:
-        _remember(state_dir, Known(raw, _private(before), None, None))
+        _remember(state_dir, Known(raw, _private(before), None, None, order))
     else:
         forget(state_dir)
     return state, before, warning
@@ -170,6 +173,20 @@ def _patched(bodies: list[str], added: set[str], removed: set[str]) -> list[str]
     return kept
 
 
+def _known_bodies(name: str, known: Known) -> list[str] | None:
+    """The remembered sorted bodies of a path set; right after a parse, made from the
+    file's own list, which picksel wrote sorted: encoding it in order and sorting an
+    already sorted list is linear (a CLI command's one edit no longer sorts 150k names
+    from set order). None when the list is not exactly the set (repeated names)."""
+    bodies = getattr(known, name)
+    if bodies is not None or known.order is None:
+        return bodies
+    listed, remembered = known.order.get(name, []), getattr(known.state, name)
+    if len(listed) != len(remembered):
+        return None
+    return sorted(map(st.json_body, listed))
+
+
 Plan = tuple[list[str], set[str], tuple[set[str], set[str]] | None]
 """One path set's save: the sorted bodies to write, the set, and the (added, removed)
 that turn the remembered set into it (None: remember a copy of the set instead)."""
@@ -182,7 +199,7 @@ def _plan(
     patches the remembered sorted list (and, once written, the remembered set) instead
     of sorting and copying 150,000 names."""
     current: set[str] = getattr(state, name)
-    bodies = None if known is None else getattr(known, name)
+    bodies = None if known is None else _known_bodies(name, known)
     if known is not None and bodies is not None:
         added, removed = _changes(name, state, known, since)
         patched = _patched(bodies, added, removed) if len(added) + len(removed) <= PATCH_LIMIT else None

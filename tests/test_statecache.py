@@ -33,9 +33,9 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     seen: list[Path] = []
     real = st.parse_state
 
-    def counting(state_dir: Path, raw: bytes):
+    def counting(state_dir: Path, raw: bytes, *rest):
         seen.append(Path(state_dir))
-        return real(state_dir, raw)
+        return real(state_dir, raw, *rest)
 
     monkeypatch.setattr(st, "parse_state", counting)
     return seen
@@ -185,3 +185,18 @@ def test_every_field_comes_back_from_the_remembered_state(tmp_path: Path, parses
     assert len(parses) == 0  # nothing to parse: it wrote the file itself
     assert remembered == st.parse_state(tmp_path, st.state_path(tmp_path).read_bytes())[0] == state
     assert not undo.differs(before, remembered)
+
+
+@pytest.mark.parametrize("listed", [["b", "a", "a"], ["c", "b", "a"], ['"q"', "é", "a"]])
+def test_a_file_listing_names_repeated_or_unsorted_is_saved_whole_and_sorted(
+    tmp_path: Path, listed: list[str]
+) -> None:
+    """The first save after a parse starts from the file's own list (sorted when picksel
+    wrote it); another tool's repeats or order must not end up in the file."""
+    data = st.state_to_dict(AlbumState())
+    data["excluded"] = listed
+    st.state_path(tmp_path).write_text(json.dumps(data))
+    exclude(tmp_path, "new.jpg")
+    written = json.loads(st.state_path(tmp_path).read_text())["excluded"]
+    assert sorted(written) == sorted(set(listed) | {"new.jpg"}) and len(written) == len(set(written))
+    assert [st.json_body(p) for p in written] == sorted(st.json_body(p) for p in written)
