@@ -215,7 +215,9 @@ def _remembered_set(name: str, known: Known | None, plan: Plan) -> set[str]:
     _bodies, current, changes = plan
     if known is None or changes is None:
         return set(current)
-    remembered: set[str] = getattr(known.state, name)
+    remembered = getattr(known.state, name)
+    if type(remembered) is not set:  # a parse's frozenset: copied once, patched from then on
+        remembered = set(remembered)
     remembered -= changes[1]
     remembered |= changes[0]
     return remembered
