@@ -17,12 +17,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from picksel.textsafe import printable
 from picksel.tui.marks import FLAG_ABBREV
+from picksel.tui.screens.modal import PickselModal
 from picksel.tui.widgets.preview import ImagePreview
 
 MAX_CARDS = 4
@@ -94,7 +94,7 @@ class DupCard(Vertical):
         yield Static("", classes="dup-facts", markup=False)
 
 
-class DuplicatesScreen(ModalScreen[None]):
+class DuplicatesScreen(PickselModal[None]):
     """One duplicate group at a time; keep one, exclude the others."""
 
     DEFAULT_CSS = """
@@ -237,7 +237,7 @@ class DuplicatesScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class FlagChoiceScreen(ModalScreen[str | None]):
+class FlagChoiceScreen(PickselModal[str | None]):
     """F: which kind of flagged image to exclude, with how many the check found."""
 
     DEFAULT_CSS = """
