@@ -49,6 +49,7 @@ class QualityMarks:
     sharpness: np.ndarray  # float32 (N,), nan unmeasured
     groups: list[tuple[int, list[int]]]  # per group: (keeper row, copy rows)
     kinds: list[str]  # per group: "exact" / "near"
+    cache_problem: str | None = None  # the check's measures could not be cached: why
 
     @classmethod
     def from_check(cls, result, rows: dict[str, int], n: int) -> QualityMarks:
@@ -85,7 +86,8 @@ class QualityMarks:
             group[keep] = number
             group[copies] = number
             keeper[keep] = True
-        return cls(bits, group, keeper, width, height, sharp, groups, kinds)
+        return cls(bits, group, keeper, width, height, sharp, groups, kinds,
+                   getattr(result, "cache_problem", None))
 
     def __len__(self) -> int:
         return len(self.flag_bits)
