@@ -50,11 +50,14 @@ class QualityMarks:
     groups: list[tuple[int, list[int]]]  # per group: (keeper row, copy rows)
     kinds: list[str]  # per group: "exact" / "near"
     cache_problem: str | None = None  # the check's measures could not be cached: why
+    pinned: np.ndarray | None = None  # bool (N,): the pins the keepers were chosen for
 
     @classmethod
-    def from_check(cls, result, rows: dict[str, int], n: int) -> QualityMarks:
+    def from_check(cls, result, rows: dict[str, int], n: int,
+                   pinned: set[str] | None = None) -> QualityMarks:
         """From a :class:`picksel.check.CheckResult` whose paths are album-relative;
-        images no longer in the index are left out."""
+        images no longer in the index are left out. ``pinned``: the pins the check was
+        given (None: unknown, :meth:`with_pins` then re-keeps every group)."""
         bits = np.zeros(n, np.uint16)
         for rel, names in result.flags.items():
             r = rows.get(rel)
@@ -86,8 +89,56 @@ class QualityMarks:
             group[keep] = number
             group[copies] = number
             keeper[keep] = True
+        pins = None
+        if pinned is not None:
+            pins = np.zeros(n, bool)
+            pin_rows = [r for r in (rows.get(p) for p in pinned) if r is not None]
+            pins[pin_rows] = True
         return cls(bits, group, keeper, width, height, sharp, groups, kinds,
-                   getattr(result, "cache_problem", None))
+                   getattr(result, "cache_problem", None), pins)
+
+    def with_pins(self, pinned: np.ndarray, paths) -> QualityMarks:
+        """The marks with each group's keeper chosen for the pins ``pinned`` (bool per
+        row; ``paths``: the path of each row), by the check's own rule
+        (``picksel.duplicates.keeper_first``) from the measures held here: no image is
+        read again. Group members do not depend on pins; keepers and the group order (by
+        keeper path, as ``picksel check`` prints them) do. Only groups holding a row
+        whose pin changed are looked at; ``self`` when no keeper changes."""
+        from picksel.duplicates import keeper_first
+
+        pinned = np.asarray(pinned, bool)
+        if self.pinned is None or len(self.pinned) != len(pinned):
+            touched = range(len(self.groups))
+        else:
+            numbers = np.unique(self.group[np.flatnonzero(pinned != self.pinned)])
+            touched = [int(g) - 1 for g in numbers if g > 0]
+        pixels = self.width.astype(np.float64) * self.height
+        groups = list(self.groups)
+        moved = False
+        for j in touched:
+            keep, copies = groups[j]
+            new = keeper_first([keep, *copies], paths, pixels, self.sharpness,
+                               lambda r: bool(pinned[r]))
+            if new[0] != keep:
+                groups[j] = new
+                moved = True
+        if not moved:
+            self.pinned = pinned.copy()  # the same keepers: remember the pins they hold for
+            return self
+        order = sorted(range(len(groups)), key=lambda j: paths[groups[j][0]])
+        groups = [groups[j] for j in order]
+        kinds = [self.kinds[j] for j in order]
+        group = np.zeros(len(self), np.int32)
+        keeper = np.zeros(len(self), bool)
+        for number, (keep, copies) in enumerate(groups, 1):
+            group[keep] = number
+            group[copies] = number
+            keeper[keep] = True
+        out = QualityMarks(self.flag_bits, group, keeper, self.width, self.height,
+                           self.sharpness, groups, kinds, self.cache_problem, pinned.copy())
+        if "flagged_order" in self.__dict__:  # flags did not change: keep the sorted rows
+            out.__dict__["flagged_order"] = self.__dict__["flagged_order"]
+        return out
 
     def __len__(self) -> int:
         return len(self.flag_bits)

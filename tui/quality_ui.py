@@ -125,6 +125,12 @@ class QualityActions:
             if hasattr(screen, "quality_ready"):
                 screen.quality_ready()
 
+    def tell_marks_changed(self) -> None:
+        """After a redraw: screens showing keepers (the review) follow the pins too."""
+        for screen in self.screen_stack:  # type: ignore[attr-defined]
+            if hasattr(screen, "marks_changed"):
+                screen.marks_changed()
+
     _told_cache_problem: str | None = None
 
     def _tell_cache_problem(self, problem: str | None) -> None:
