@@ -522,3 +522,34 @@ def test_marks_with_pins_equal_a_check_made_with_those_pins(album: Path) -> None
             assert got.groups == want.groups and got.kinds == want.kinds, pins
             assert got.group.tolist() == want.group.tolist()
             assert got.keeper.tolist() == want.keeper.tolist()
+
+
+async def test_the_review_stays_on_its_group_when_a_pin_reorders_the_groups(album: Path) -> None:
+    """Groups are listed by keeper path: a pin made by another picksel while the review is
+    open moves its group behind another; the review stays on it and suggests the pin."""
+    (album / "aaa").mkdir()
+    shutil.copy(album / "photos" / "coffee_resaved.png", album / "aaa" / "coffee_copy.png")
+    index_album(album)
+    before = check_json(album)
+    assert [g["keep"] for g in before["duplicates"]][0] == "aaa/coffee_copy.png"
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_checked(app, pilot)
+        c = app.curator
+        app.current_row = c.rows["aaa/coffee_copy.png"]
+        await pilot.press("d")
+        assert await wait_until(pilot, lambda: isinstance(app.screen, DuplicatesScreen))
+        screen = app.screen
+        assert screen.index == 0 and c.rel(screen.members()[0]) == "aaa/coffee_copy.png"
+        subprocess.run([sys.executable, "-m", "picksel", "pin", str(album), "photos/coffee.jpg"],
+                       capture_output=True, check=True)
+        assert await wait_until(pilot, lambda: c.rel(screen.members()[0]) == "photos/coffee.jpg",
+                                rounds=1000)
+        after = check_json(album)
+        assert shown_groups(c) == cli_groups(after)
+        assert cli_groups(after)[-1][0] == "photos/coffee.jpg"  # now the last group
+        assert screen.index == len(after["duplicates"]) - 1
+        assert set(screen.members()) == {c.rows[p] for p in ("aaa/coffee_copy.png", "photos/coffee.jpg",
+                                                              "photos/coffee_resaved.png")}
+        assert "(suggested)" in card_text(screen, 0) and "KEEP" in card_text(screen, 0)
+        assert f"group {len(after['duplicates'])} of" in str(screen.query_one(".dup-dialog").border_title)

@@ -10,6 +10,7 @@ Free of Textual; Rich styles are applied by the widgets from the ``kind`` of eac
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -112,28 +113,30 @@ class QualityMarks:
         else:
             numbers = np.unique(self.group[np.flatnonzero(pinned != self.pinned)])
             touched = [int(g) - 1 for g in numbers if g > 0]
-        pixels = self.width.astype(np.float64) * self.height
+        pixels = self.width.astype(np.float64) * self.height if len(touched) else self.width
         groups = list(self.groups)
-        moved = False
+        keeper = self.keeper
+        moved: list[int] = []
         for j in touched:
             keep, copies = groups[j]
             new = keeper_first([keep, *copies], paths, pixels, self.sharpness,
                                lambda r: bool(pinned[r]))
             if new[0] != keep:
+                if keeper is self.keeper:
+                    keeper = keeper.copy()
+                keeper[keep], keeper[new[0]] = False, True
                 groups[j] = new
-                moved = True
-        if not moved:
+                moved.append(j)
+        if keeper is self.keeper:
             self.pinned = pinned.copy()  # the same keepers: remember the pins they hold for
             return self
-        order = sorted(range(len(groups)), key=lambda j: paths[groups[j][0]])
+        order = _resorted(groups, moved, paths)
+        # Re-number: a gather, not a loop over a million rows.
+        renumber = np.zeros(len(groups) + 1, np.int32)
+        renumber[np.asarray(order, np.int64) + 1] = np.arange(1, len(groups) + 1, dtype=np.int32)
+        group = renumber[self.group]
         groups = [groups[j] for j in order]
         kinds = [self.kinds[j] for j in order]
-        group = np.zeros(len(self), np.int32)
-        keeper = np.zeros(len(self), bool)
-        for number, (keep, copies) in enumerate(groups, 1):
-            group[keep] = number
-            group[copies] = number
-            keeper[keep] = True
         out = QualityMarks(self.flag_bits, group, keeper, self.width, self.height,
                            self.sharpness, groups, kinds, self.cache_problem, pinned.copy())
         if "flagged_order" in self.__dict__:  # flags did not change: keep the sorted rows
@@ -186,6 +189,21 @@ class QualityMarks:
         flagged = int((self.flag_bits != 0).sum())
         g = len(self.groups)
         return f"{flagged:,} flagged · {g:,} duplicate group{'s' if g != 1 else ''}"
+
+
+def _resorted(groups: list[tuple[int, list[int]]], moved: list[int], paths) -> list[int]:
+    """Group positions in keeper-path order, when only the groups ``moved`` changed
+    keeper: the others keep their (sorted) order and each moved one is put back in by
+    bisection, so a pin at 50,000 groups does not sort them all again."""
+    gone = set(moved)
+    order = [j for j in range(len(groups)) if j not in gone]
+
+    def key(j: int) -> str:
+        return paths[groups[j][0]]
+
+    for j in moved:
+        order.insert(bisect.bisect_left(order, key(j), key=key), j)
+    return order
 
 
 def quality_labels(q: QualityMarks | None, row: int) -> list[tuple[str, str]]:
