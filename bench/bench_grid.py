@@ -18,12 +18,11 @@ import asyncio
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench.bench_tui import _make_album, _ms, _verdict  # noqa: E402
+from bench.bench_tui import _make_album, _ms, _verdict, memory_over_scrolls  # noqa: E402
 
 PAGE_TARGET_MS = 50.0
 MEMORY_TARGET_KIB = 1024.0
@@ -94,17 +93,8 @@ async def _grid_bench(n: int, album: Path, state_dir: Path, size: tuple[int, int
             1 for strip in t.render_lines(whole) if any(s.text.startswith("\x1bP") for s in strip)
         )
 
-        tracemalloc.start()
-        for _ in range(pages):  # fill the drawn-thumbnail LRU
-            scroll_and_render()
-            await settle()
-        base = tracemalloc.get_traced_memory()[0]
-        for _ in range(50):
-            scroll_and_render()
-            await settle()
-        after = tracemalloc.get_traced_memory()[0]
-        tracemalloc.stop()
-        result["memory"] = (base / 1024, after / 1024)
+        # fill the drawn-thumbnail LRU, then 50 more pages
+        result["memory"] = await memory_over_scrolls(scroll_and_render, settle, fill=pages)
         result["position"] = t.cursor
     return result
 

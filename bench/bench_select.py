@@ -46,6 +46,23 @@ SLOW_LOOP = 10.0
 it must only not be slower)."""
 
 
+def _around(centres: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` unit vectors in clusters of uneven sizes (Dirichlet 0.7) and uneven spread
+    around ``centres``, built block by block (no extra N x D temporaries)."""
+    clusters, d = centres.shape
+    sizes = rng.dirichlet(np.full(clusters, 0.7))
+    labels = rng.choice(clusters, size=n, p=sizes)
+    spread = rng.uniform(0.5, 1.5, clusters).astype(np.float32) * 0.8
+    out = np.empty((n, d), dtype=np.float32)
+    for s in range(0, n, 8192):
+        lab = labels[s : s + 8192]
+        noise = rng.standard_normal((lab.size, d), dtype=np.float32) / np.sqrt(d)
+        block = centres[lab] + noise * spread[lab, None]
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out[s : s + 8192] = block
+    return out
+
+
 def make_embeddings(n: int, d: int, seed: int = 0, clusters: int = 300) -> np.ndarray:
     """CLIP-like unit vectors, built block by block (no extra N x D temporaries).
 
@@ -61,17 +78,7 @@ def make_embeddings(n: int, d: int, seed: int = 0, clusters: int = 300) -> np.nd
     centres = rng.standard_normal((clusters, basis.shape[0])).astype(np.float32) @ basis
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     centres += common
-    sizes = rng.dirichlet(np.full(clusters, 0.7))
-    labels = rng.choice(clusters, size=n, p=sizes)
-    spread = rng.uniform(0.5, 1.5, clusters).astype(np.float32) * 0.8
-    out = np.empty((n, d), dtype=np.float32)
-    for s in range(0, n, 8192):
-        lab = labels[s : s + 8192]
-        noise = rng.standard_normal((lab.size, d), dtype=np.float32) / np.sqrt(d)
-        block = centres[lab] + noise * spread[lab, None]
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[s : s + 8192] = block
-    return out
+    return _around(centres, n, rng)
 
 
 def make_spread_embeddings(n: int, d: int, seed: int = 3, clusters: int = 300) -> np.ndarray:
@@ -81,17 +88,7 @@ def make_spread_embeddings(n: int, d: int, seed: int = 3, clusters: int = 300) -
     many passes (~20 on every row, against ~6 on ``make_embeddings``)."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((clusters, d)).astype(np.float32) / np.sqrt(d)
-    sizes = rng.dirichlet(np.full(clusters, 0.7))
-    labels = rng.choice(clusters, size=n, p=sizes)
-    spread = rng.uniform(0.5, 1.5, clusters).astype(np.float32) * 0.8
-    out = np.empty((n, d), dtype=np.float32)
-    for s in range(0, n, 8192):
-        lab = labels[s : s + 8192]
-        noise = rng.standard_normal((lab.size, d), dtype=np.float32) / np.sqrt(d)
-        block = centres[lab] + noise * spread[lab, None]
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[s : s + 8192] = block
-    return out
+    return _around(centres, n, rng)
 
 
 def inertia(x: np.ndarray, centres: np.ndarray) -> float:

@@ -24,7 +24,7 @@ from picksel.errors import CancelFn, Cancelled, ProgressFn
 from picksel.imageio import UnreadableImage
 from picksel.measuring import effective_hashes, fill_hashes, hash_candidates, measure_path
 from picksel.quality import COL, FLAGS, ImageMeasures, Thresholds, flags_of
-from picksel.qualitystore import QualityTable, load_quality, save_quality
+from picksel.qualitystore import QualityTable, load_quality, quality_path, save_quality
 
 
 @dataclass
@@ -36,6 +36,7 @@ class CheckResult:
     thresholds: Thresholds
     measured: int = 0  # images decoded by this run (0 when everything came from the cache)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
+    cache_problem: str | None = None  # why the measures could not be cached, if they could not
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(FLAGS, 0)
@@ -151,7 +152,22 @@ def update_table(
     cancel: CancelFn | None = None,
 ) -> tuple[QualityTable, int, list[tuple[str, str]]]:
     """The table for ``rels`` (cached rows reused, the rest measured), saved when it
-    changed; with the number measured and the files that could not be read."""
+    changed; with the number measured and the files that could not be read. A failure
+    to save raises OSError (``check_album`` turns it into a warning)."""
+    table, measured, unreadable, changed = _updated_table(album, rels, state_dir, progress, cancel)
+    if changed:
+        save_quality(state_dir, table)
+    return table, measured, unreadable
+
+
+def _updated_table(
+    album: Path,
+    rels: list[str],
+    state_dir: Path,
+    progress: ProgressFn | None,
+    cancel: CancelFn | None,
+) -> tuple[QualityTable, int, list[tuple[str, str]], bool]:
+    """``update_table`` without the save: also whether the table differs from the cache."""
     old = load_quality(state_dir)
     old_rows = {p: i for i, p in enumerate(old.paths)}
     rows: list[tuple[str, int, float, ImageMeasures]] = []
@@ -177,9 +193,8 @@ def update_table(
             rows.append((rel, size, mtime, m))
     rows.sort(key=lambda r: r[0])
     table = QualityTable.from_rows(rows)
-    if todo or len(table) != len(old) or table.paths != old.paths:
-        save_quality(state_dir, table)
-    return table, len(todo) - len(unreadable), unreadable
+    changed = bool(todo) or len(table) != len(old) or table.paths != old.paths
+    return table, len(todo) - len(unreadable), unreadable, changed
 
 
 def record_measures(album: Path, state_dir: Path, paths: list[str], sizes: np.ndarray,
@@ -260,10 +275,28 @@ def check_album(
     cancel: CancelFn | None = None,
     vectors: tuple[list[str], np.ndarray] | None = None,
 ) -> CheckResult:
-    """``vectors``: ``picksel.embeddingdups.semantic_vectors(index)``, None without CLIP."""
-    table, measured, unreadable = update_table(album, rels, state_dir, progress, cancel)
+    """``vectors``: ``picksel.embeddingdups.semantic_vectors(index)``, None without CLIP.
+
+    The measures are a cache: when they cannot be saved (a read-only ``.picksel``, a full
+    disk) the result is still right, so it is returned with ``cache_problem`` saying why
+    instead of raising."""
+    table, measured, unreadable, changed = _updated_table(album, rels, state_dir, progress, cancel)
     near = near_pairs(table.phash, table.thumbs)
     if complete_hashes(album, table, near, cancel):
-        save_quality(state_dir, table)
+        changed = True
+    problem = _save_or_say(state_dir, table) if changed else None
     flags, groups = judge(table, thresholds, pinned or set(), vectors, near=near)
-    return CheckResult(table.paths, table, flags, groups, thresholds, measured, unreadable)
+    return CheckResult(table.paths, table, flags, groups, thresholds, measured, unreadable,
+                       problem)
+
+
+def _save_or_say(state_dir: Path, table: QualityTable) -> str | None:
+    """Save the table; None, or one line saying why it could not be saved (the atomic
+    write leaves no temp file behind and the old cache, if any, as it was)."""
+    try:
+        save_quality(state_dir, table)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return (f"quality measures not cached: cannot write {quality_path(state_dir)} "
+                f"({reason}); the next check will measure again")
+    return None

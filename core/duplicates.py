@@ -18,7 +18,7 @@ mirror, brightness, noise; 5 % crops through the centre variant).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,14 +215,28 @@ def group(
     for idx in members.values():
         if len(idx) < 2:
             continue
-        s = np.nan_to_num(np.asarray(sharp, np.float64)[idx], nan=-1.0)
-        ranked = sorted(
-            range(len(idx)),
-            key=lambda k: (paths[idx[k]] not in pinned, -float(pixels[idx[k]]), -s[k], paths[idx[k]]),
-        )
-        keep = idx[ranked[0]]
-        copies = sorted((idx[k] for k in ranked[1:]), key=lambda i: paths[i])
+        keep, copies = keeper_first(idx, paths, pixels, sharp, lambda i: paths[i] in pinned)
         hashes = {int(pixel_hashes[i]) for i in idx}
         groups.append(DuplicateGroup(keep, copies, "exact" if len(hashes) == 1 else "near"))
     groups.sort(key=lambda g: paths[g.keep])
     return groups
+
+
+def keeper_first(
+    members: Sequence[int],
+    paths: Sequence[str],
+    pixels: np.ndarray,
+    sharp: np.ndarray,
+    is_pinned: Callable[[int], bool],
+) -> tuple[int, list[int]]:
+    """(the member to keep, the others sorted by path): a pinned one, else the most
+    pixels, else the sharpest (unmeasured counts as least sharp), else the first path.
+    The one rule of ``group`` and of callers that re-keep groups when pins change
+    (membership does not depend on pins, only the keeper does)."""
+    idx = list(members)
+    s = np.nan_to_num(np.asarray(sharp, np.float64)[idx], nan=-1.0)
+    ranked = sorted(
+        range(len(idx)),
+        key=lambda k: (not is_pinned(idx[k]), -float(pixels[idx[k]]), -s[k], paths[idx[k]]),
+    )
+    return idx[ranked[0]], sorted((idx[k] for k in ranked[1:]), key=lambda i: paths[i])

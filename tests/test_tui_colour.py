@@ -201,6 +201,44 @@ async def test_no_color_greys_the_interface_but_not_the_pictures(
         assert all(max(c) - min(c) <= 2 for c in ui_colours), ui_colours
 
 
+async def test_no_color_pictures_keep_their_colours_behind_a_dialog(
+    album: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a dialog Textual tints the screen and strips every style's meta, which is
+    what told the NO_COLOR filter a cell is a picture: the preview went grey while the
+    help was open. Tinted like the rest, the picture keeps its colours."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    app = make_app(album)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot)
+        row = app.curator.rows["photos/00_astronaut.jpg"]
+        app.thumbs.focus()
+        app.thumbs.focus_row(row)
+        app.current_row = row
+        preview = app.query_one("#preview", ImagePreview)
+        await wait_until(pilot, lambda: preview.image is not None and preview.path.name == "00_astronaut.jpg")
+        await pilot.pause()
+        area = preview.query_one(".preview-image").region
+        base = app.screen
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: app.screen is not base)
+        await pilot.pause()
+        dialog = app.screen.query_one(".dialog").region
+        strips = app.screen._compositor.render_strips()  # noqa: SLF001 - the lines written
+        free = [y for y in range(area.y, area.bottom) if not dialog.y <= y < dialog.bottom]
+        assert free, "the dialog covers the whole preview: make the screen taller"
+        cells = []
+        for y in free:
+            x = 0
+            for segment in strips[y]:
+                if area.x <= x < area.right:
+                    cells.append(segment)
+                x += segment.cell_length
+        saturated = sum(1 for cell in _cells(cells) for rgb in cell if rgb and max(rgb) - min(rgb) > 30)
+        assert saturated > 20, saturated
+
+
 def test_a_grey_picture_is_dithered_with_greys_only() -> None:
     """A handwritten digit or a white wall: no pink and green specks from the colour cube."""
     from picksel.tui.halfcell import halfcell_strips

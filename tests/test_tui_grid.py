@@ -200,8 +200,12 @@ async def test_grid_emits_sixel_when_the_terminal_reports_sixel(album: Path, mon
             i for i, strip in enumerate(lines) if any(seg.text.startswith("\x1bP") for seg in strip)
         ]
         # on the line below the images of each cell row wholly on screen, before anything
-        # else on it: Textual cuts lines into pieces and drops what follows the last one
-        assert with_sixel == [top + r * CELL_H + IMG_H for r in range(rows_on_screen)]
+        # else on it: Textual cuts lines into pieces and drops what follows the last one;
+        # a row cut by the bottom edge gets its pictures cropped on the bottom border
+        whole = [top + r * CELL_H + IMG_H for r in range(rows_on_screen)]
+        cut = t.content_region.height - rows_on_screen * CELL_H
+        assert 0 < cut < IMG_H, "SIZE must leave a cell row cut by the bottom edge"
+        assert with_sixel == [*whole, top + t.content_region.height]
         segments = list(lines[with_sixel[0]])
         sixels = [seg.text for seg in segments if seg.text.startswith("\x1bP")]
         assert len(sixels) == len(first)
@@ -210,6 +214,22 @@ async def test_grid_emits_sixel_when_the_terminal_reports_sixel(album: Path, mon
             assert data[: data.index("#")].rstrip("0123456789;\"").endswith("q")
             assert data.endswith("\x1b\\")
         assert lines[with_sixel[0]].cell_length == t.outer_size.width
+
+        # the cut row: each picture is the top of the whole one, no taller than its lines
+        from picksel.tui.widgets.graphics import cell_pixel_size
+
+        cut_row = [int(r) for r in t.rows[rows_on_screen * cols : (rows_on_screen + 1) * cols]]
+        assert await wait_until(pilot, lambda: all(t.grid._get(r) is not None for r in cut_row), rounds=300)
+        lines = t.render_lines(Region(0, 0, t.outer_size.width, t.outer_size.height))
+        cropped = [seg.text for seg in lines[-1] if seg.text.startswith("\x1bP")]
+        assert len(cropped) == len(cut_row)
+        limit = cut * cell_pixel_size()[1]
+        for row, data in zip(cut_row, cropped, strict=True):
+            height = int(data[data.index('"') + 1 :].split("#")[0].split(";")[3])
+            assert limit - 6 < height <= limit
+            whole_data = t.grid._get(row).sixel
+            assert whole_data.startswith(data[: data.index('"')]) and data.endswith("-\x1b\\")
+            assert data[data.index("#") : -2] == whole_data[whole_data.index("#") :][: len(data) - 2 - data.index("#")]
 
     text_app = make_app(album)  # text graphics: half-cell thumbnails, no sixel
     async with text_app.run_test(size=SIZE) as pilot:
@@ -273,3 +293,23 @@ def test_drawn_thumbnails_are_bounded() -> None:
     t.grid.clear()  # a stale worker's result for the old files is dropped
     assert not t.grid.ready(GridThumbReady(1, gen, Drawn(sixel="x")))
     assert len(t.grid) == 0
+
+
+def test_crop_sixel_keeps_whole_bands_and_says_the_new_height() -> None:
+    """Cutting after the last whole 6-row band that fits, with the raster height lowered:
+    the terminal draws exactly the top of the picture, never below the given height."""
+    import numpy as np
+    from PIL import Image
+
+    from picksel.tui.widgets.thumbgrid import crop_sixel, sixel_data
+
+    rng = np.random.default_rng(1)
+    pic = Image.fromarray(rng.integers(0, 256, (60, 40, 3), dtype=np.uint8))
+    data = sixel_data(pic, (40, 60))
+    assert data.count("-") == 10  # 60 rows: ten bands
+    for height, bands in ((6, 1), (17, 2), (59, 9)):
+        out = crop_sixel(data, height)
+        assert out is not None and out.count("-") == bands
+        assert f'"1;1;40;{bands * 6}#' in out and out.endswith("-\x1b\\")
+    assert crop_sixel(data, 60) == data and crop_sixel(data, 400) == data
+    assert crop_sixel(data, 5) is None

@@ -429,3 +429,127 @@ async def test_the_check_and_the_vector_read_start_after_the_first_screen(album:
     assert "check" in order and "verify" in order, order
     first_job = min(order.index("check"), order.index("verify"))
     assert order.index("map drawn") < first_job and order.index("list drawn") < first_job, order
+
+
+def shown_groups(c) -> list[tuple[str, list[str]]]:
+    return [(c.rel(keep), [c.rel(r) for r in copies]) for keep, copies in c.quality.groups]
+
+
+def cli_groups(report: dict) -> list[tuple[str, list[str]]]:
+    return [(g["keep"], g["copies"]) for g in report["duplicates"]]
+
+
+def card_text(screen, i: int) -> str:
+    from textual.widgets import Static
+
+    return str(screen.query_one(f"#dup-card-{i} .dup-facts", Static).render())
+
+
+async def test_pinning_a_copy_makes_it_the_keeper_in_marks_review_and_F(album: Path) -> None:
+    """The rule says a pinned image is kept: after p, u, U or a pin made by another
+    picksel, the rows, the review and F follow the pins, and agree with `check --json`."""
+    from picksel.tui.quality_ui import DUPLICATE_COPIES
+
+    before = check_json(album)
+    group = next(g for g in before["duplicates"] if g["kind"] == "exact")
+    old_keep, new_keep = group["keep"], group["copies"][0]
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_checked(app, pilot)
+        c = app.curator
+        assert shown_groups(c) == cli_groups(before)
+        app.current_row = c.rows[new_keep]
+        await pilot.press("p")
+        assert await wait_until(pilot, lambda: "keep" in row_text(app, c.rows[new_keep], 1))
+        assert "dup" in row_text(app, c.rows[old_keep], 1)
+        after = check_json(album)  # a real process reading the pin from state.json
+        assert any(keep == new_keep for keep, _copies in cli_groups(after))
+        assert shown_groups(c) == cli_groups(after)
+        rels, _what, _action = app.found_rels(DUPLICATE_COPIES)
+        assert old_keep in rels and new_keep not in rels
+        assert dict(c.details(c.rows[old_keep]).quality)["duplicate"].endswith(f"duplicate of {new_keep}")
+        # the review suggests the pinned one, and follows an undo made there
+        app.current_row = c.rows[new_keep]
+        await pilot.press("d")
+        assert await wait_until(pilot, lambda: isinstance(app.screen, DuplicatesScreen))
+        screen = app.screen
+        assert c.rel(screen.members()[0]) == new_keep
+        assert "KEEP" in card_text(screen, 0) and "(suggested)" in card_text(screen, 0)
+        assert "pinned" in card_text(screen, 0)
+        await pilot.press("u")  # takes the pin back
+        assert await wait_until(pilot, lambda: c.rel(screen.members()[0]) == old_keep)
+        assert "(suggested)" in card_text(screen, 0) and "pinned" not in card_text(screen, 0)
+        await pilot.press("escape")
+        assert await wait_until(pilot, lambda: not isinstance(app.screen, DuplicatesScreen))
+        assert "keep" in row_text(app, c.rows[old_keep], 1)
+        assert shown_groups(c) == cli_groups(before)
+        await pilot.press("U")  # redo: pinned again
+        assert await wait_until(pilot, lambda: "keep" in row_text(app, c.rows[new_keep], 1))
+        assert shown_groups(c) == cli_groups(after)
+        # another picksel unpins it: the app reloads state.json and the keeper goes back
+        subprocess.run([sys.executable, "-m", "picksel", "pin", str(album), "--remove", new_keep],
+                       capture_output=True, check=True)
+        assert await wait_until(pilot, lambda: shown_groups(c) == cli_groups(before), rounds=1000)
+        assert "keep" in row_text(app, c.rows[old_keep], 1)
+        assert "dup" in row_text(app, c.rows[new_keep], 1)
+
+
+def test_marks_with_pins_equal_a_check_made_with_those_pins(album: Path) -> None:
+    """Re-keeping the marks for new pins (no re-measuring) gives exactly the groups, the
+    order and the keepers a check made with those pins gives, for every set of pins."""
+    import itertools
+
+    from picksel.check import CheckResult, check_album, judge
+    from picksel.quality import Thresholds
+
+    report = check_json(album)
+    rels = sorted(p.relative_to(album).as_posix() for p in album.rglob("*")
+                  if p.suffix in (".jpg", ".png") and ".picksel" not in p.parts)
+    rows = {rel: i for i, rel in enumerate(reversed(rels))}  # rows in another order than paths
+    first = check_album(album, rels, album / ".picksel", Thresholds(), set())
+    marks = QualityMarks.from_check(first, rows, len(rows))
+    members = sorted({p for g in report["duplicates"] for p in (g["keep"], *g["copies"])})
+    path_of = dict(zip(rows.values(), rows.keys(), strict=True))
+    paths = [path_of[i] for i in range(len(rows))]
+    for k in range(len(members) + 1):
+        for pins in itertools.combinations(members, k):
+            flags, groups = judge(first.table, Thresholds(), set(pins))
+            fresh = CheckResult(first.paths, first.table, flags, groups, Thresholds())
+            want = QualityMarks.from_check(fresh, rows, len(rows))
+            mask = np.zeros(len(rows), bool)
+            mask[[rows[p] for p in pins]] = True
+            got = marks.with_pins(mask, paths)
+            assert got.groups == want.groups and got.kinds == want.kinds, pins
+            assert got.group.tolist() == want.group.tolist()
+            assert got.keeper.tolist() == want.keeper.tolist()
+
+
+async def test_the_review_stays_on_its_group_when_a_pin_reorders_the_groups(album: Path) -> None:
+    """Groups are listed by keeper path: a pin made by another picksel while the review is
+    open moves its group behind another; the review stays on it and suggests the pin."""
+    (album / "aaa").mkdir()
+    shutil.copy(album / "photos" / "coffee_resaved.png", album / "aaa" / "coffee_copy.png")
+    index_album(album)
+    before = check_json(album)
+    assert [g["keep"] for g in before["duplicates"]][0] == "aaa/coffee_copy.png"
+    app = make_app(album)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_checked(app, pilot)
+        c = app.curator
+        app.current_row = c.rows["aaa/coffee_copy.png"]
+        await pilot.press("d")
+        assert await wait_until(pilot, lambda: isinstance(app.screen, DuplicatesScreen))
+        screen = app.screen
+        assert screen.index == 0 and c.rel(screen.members()[0]) == "aaa/coffee_copy.png"
+        subprocess.run([sys.executable, "-m", "picksel", "pin", str(album), "photos/coffee.jpg"],
+                       capture_output=True, check=True)
+        assert await wait_until(pilot, lambda: c.rel(screen.members()[0]) == "photos/coffee.jpg",
+                                rounds=1000)
+        after = check_json(album)
+        assert shown_groups(c) == cli_groups(after)
+        assert cli_groups(after)[-1][0] == "photos/coffee.jpg"  # now the last group
+        assert screen.index == len(after["duplicates"]) - 1
+        assert set(screen.members()) == {c.rows[p] for p in ("aaa/coffee_copy.png", "photos/coffee.jpg",
+                                                              "photos/coffee_resaved.png")}
+        assert "(suggested)" in card_text(screen, 0) and "KEEP" in card_text(screen, 0)
+        assert f"group {len(after['duplicates'])} of" in str(screen.query_one(".dup-dialog").border_title)

@@ -505,6 +505,7 @@ class PickselApp(QualityActions, App[int]):
         self.sidebar.show_quality(self.quality_line())
         self.title = c.title()
         self.sub_title = METHOD_LABELS.get(c.settings.method, c.settings.method)
+        self.tell_marks_changed()  # the keepers follow the pins (quality_ui)
 
     # ------------------------------------------------------------------ pane sync
 

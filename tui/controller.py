@@ -134,7 +134,7 @@ class QualityJob:
 
         result = check_album(self.album, self.rels, self.state_dir, self.thresholds,  # type: ignore[arg-type]
                              self.pinned, progress=progress, cancel=self.cancel_event.is_set)
-        return QualityMarks.from_check(result, self.rows, len(self.rels))
+        return QualityMarks.from_check(result, self.rows, len(self.rels), self.pinned)
 
 
 def parse_int(text: str, name: str, lo: int, hi: int | None = None) -> int:
@@ -184,7 +184,8 @@ class Curator:
         self.seed_override: int | None = None  # tests and screenshots: deterministic runs
         self.save_problem: str | None = None  # why the last save failed, if it did
         self.notes: list[str] = []  # warnings for the app to show (e.g. no locking here)
-        self.quality: QualityMarks | None = None  # the last quality check, per index row
+        self._quality: QualityMarks | None = None
+        self._quality_pins: frozenset[str] | None = None  # the pins its keepers follow
 
     # ------------------------------------------------------------------ opening
 
@@ -207,6 +208,27 @@ class Curator:
     @property
     def n(self) -> int:
         return len(self.paths)
+
+    @property
+    def quality(self) -> QualityMarks | None:
+        """The last quality check, per index row, its duplicate keepers chosen for the
+        current pins (the check's rule: a pinned image is kept)."""
+        return self._quality
+
+    @quality.setter
+    def quality(self, marks: QualityMarks | None) -> None:
+        self._quality, self._quality_pins = marks, None
+        self._follow_pins()  # pins may have changed while the check ran
+
+    def _follow_pins(self) -> None:
+        """Re-choose the keepers when the pins changed (p, undo, redo, another picksel):
+        from the measures the marks hold, no image is read."""
+        if self._quality is None:
+            return
+        pins = frozenset(self.state.pins)
+        if pins != self._quality_pins:
+            self._quality = self._quality.with_pins(self.pinned_mask(), self.paths)
+            self._quality_pins = pins
 
     @property
     def rows(self) -> Mapping[str, int]:
@@ -271,6 +293,7 @@ class Curator:
         if warning is not None and self._disk_stamp() is None:
             return False, warning
         self.state = state
+        self._follow_pins()
         return True, warning
 
     # ------------------------------------------------------------------ masks and model
@@ -382,8 +405,11 @@ class Curator:
         with state_lock(self.state_dir, timeout=TUI_WAIT, warn=self.notes.append):
             self.reload_if_changed(exact=True)
             before = undo.snapshot(self.state)
-            yield self.state
-            self._commit(before, action)
+            try:
+                yield self.state
+                self._commit(before, action)
+            finally:
+                self._follow_pins()
 
     def toggle_excluded(self, row: int) -> bool:
         with self._editing("x") as state:
@@ -460,7 +486,10 @@ class Curator:
 
         with state_lock(self.state_dir, timeout=TUI_WAIT, warn=self.notes.append):
             self.reload_if_changed(exact=True)
-            return step(self.state_dir, self.state, save)
+            try:
+                return step(self.state_dir, self.state, save)
+            finally:
+                self._follow_pins()
 
     def _remember(self, **values) -> None:
         """Settings and remembered paths: saved, not journaled. When another picksel holds

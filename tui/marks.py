@@ -10,6 +10,7 @@ Free of Textual; Rich styles are applied by the widgets from the ``kind`` of eac
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -49,11 +50,15 @@ class QualityMarks:
     sharpness: np.ndarray  # float32 (N,), nan unmeasured
     groups: list[tuple[int, list[int]]]  # per group: (keeper row, copy rows)
     kinds: list[str]  # per group: "exact" / "near"
+    cache_problem: str | None = None  # the check's measures could not be cached: why
+    pinned: np.ndarray | None = None  # bool (N,): the pins the keepers were chosen for
 
     @classmethod
-    def from_check(cls, result, rows: dict[str, int], n: int) -> QualityMarks:
+    def from_check(cls, result, rows: dict[str, int], n: int,
+                   pinned: set[str] | None = None) -> QualityMarks:
         """From a :class:`picksel.check.CheckResult` whose paths are album-relative;
-        images no longer in the index are left out."""
+        images no longer in the index are left out. ``pinned``: the pins the check was
+        given (None: unknown, :meth:`with_pins` then re-keeps every group)."""
         bits = np.zeros(n, np.uint16)
         for rel, names in result.flags.items():
             r = rows.get(rel)
@@ -85,7 +90,58 @@ class QualityMarks:
             group[keep] = number
             group[copies] = number
             keeper[keep] = True
-        return cls(bits, group, keeper, width, height, sharp, groups, kinds)
+        pins = None
+        if pinned is not None:
+            pins = np.zeros(n, bool)
+            pin_rows = [r for r in (rows.get(p) for p in pinned) if r is not None]
+            pins[pin_rows] = True
+        return cls(bits, group, keeper, width, height, sharp, groups, kinds,
+                   getattr(result, "cache_problem", None), pins)
+
+    def with_pins(self, pinned: np.ndarray, paths) -> QualityMarks:
+        """The marks with each group's keeper chosen for the pins ``pinned`` (bool per
+        row; ``paths``: the path of each row), by the check's own rule
+        (``picksel.duplicates.keeper_first``) from the measures held here: no image is
+        read again. Group members do not depend on pins; keepers and the group order (by
+        keeper path, as ``picksel check`` prints them) do. Only groups holding a row
+        whose pin changed are looked at; ``self`` when no keeper changes."""
+        from picksel.duplicates import keeper_first
+
+        pinned = np.asarray(pinned, bool)
+        if self.pinned is None or len(self.pinned) != len(pinned):
+            touched = range(len(self.groups))
+        else:
+            numbers = np.unique(self.group[np.flatnonzero(pinned != self.pinned)])
+            touched = [int(g) - 1 for g in numbers if g > 0]
+        pixels = self.width.astype(np.float64) * self.height if len(touched) else self.width
+        groups = list(self.groups)
+        keeper = self.keeper
+        moved: list[int] = []
+        for j in touched:
+            keep, copies = groups[j]
+            new = keeper_first([keep, *copies], paths, pixels, self.sharpness,
+                               lambda r: bool(pinned[r]))
+            if new[0] != keep:
+                if keeper is self.keeper:
+                    keeper = keeper.copy()
+                keeper[keep], keeper[new[0]] = False, True
+                groups[j] = new
+                moved.append(j)
+        if keeper is self.keeper:
+            self.pinned = pinned.copy()  # the same keepers: remember the pins they hold for
+            return self
+        order = _resorted(groups, moved, paths)
+        # Re-number: a gather, not a loop over a million rows.
+        renumber = np.zeros(len(groups) + 1, np.int32)
+        renumber[np.asarray(order, np.int64) + 1] = np.arange(1, len(groups) + 1, dtype=np.int32)
+        group = renumber[self.group]
+        groups = [groups[j] for j in order]
+        kinds = [self.kinds[j] for j in order]
+        out = QualityMarks(self.flag_bits, group, keeper, self.width, self.height,
+                           self.sharpness, groups, kinds, self.cache_problem, pinned.copy())
+        if "flagged_order" in self.__dict__:  # flags did not change: keep the sorted rows
+            out.__dict__["flagged_order"] = self.__dict__["flagged_order"]
+        return out
 
     def __len__(self) -> int:
         return len(self.flag_bits)
@@ -133,6 +189,21 @@ class QualityMarks:
         flagged = int((self.flag_bits != 0).sum())
         g = len(self.groups)
         return f"{flagged:,} flagged · {g:,} duplicate group{'s' if g != 1 else ''}"
+
+
+def _resorted(groups: list[tuple[int, list[int]]], moved: list[int], paths) -> list[int]:
+    """Group positions in keeper-path order, when only the groups ``moved`` changed
+    keeper: the others keep their (sorted) order and each moved one is put back in by
+    bisection, so a pin at 50,000 groups does not sort them all again."""
+    gone = set(moved)
+    order = [j for j in range(len(groups)) if j not in gone]
+
+    def key(j: int) -> str:
+        return paths[groups[j][0]]
+
+    for j in moved:
+        order.insert(bisect.bisect_left(order, key(j), key=key), j)
+    return order
 
 
 def quality_labels(q: QualityMarks | None, row: int) -> list[tuple[str, str]]:

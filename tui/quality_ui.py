@@ -118,11 +118,28 @@ class QualityActions:
         self._quality_overrides = self._checked_with
         if not self.screen_stack:  # type: ignore[attr-defined]
             return  # closing
+        self._tell_cache_problem(msg.result.cache_problem)
         self.refresh_view()  # type: ignore[attr-defined]
         self._schedule_preview()  # type: ignore[attr-defined]
         for screen in self.screen_stack:  # type: ignore[attr-defined]
             if hasattr(screen, "quality_ready"):
                 screen.quality_ready()
+
+    def tell_marks_changed(self) -> None:
+        """After a redraw: screens showing keepers (the review) follow the pins too."""
+        for screen in self.screen_stack:  # type: ignore[attr-defined]
+            if hasattr(screen, "marks_changed"):
+                screen.marks_changed()
+
+    _told_cache_problem: str | None = None
+
+    def _tell_cache_problem(self, problem: str | None) -> None:
+        """Say once that the measures cannot be cached (the flags shown are right; the
+        next check measures again), and again only if the reason changes."""
+        if problem and problem != self._told_cache_problem:
+            self.notify(problem[0].upper() + problem[1:], title="quality.npz not saved",  # type: ignore[attr-defined]
+                        severity="warning", timeout=15)
+        self._told_cache_problem = problem
 
     def quality_line(self) -> str:
         c = self.curator  # type: ignore[attr-defined]

@@ -100,6 +100,8 @@ def run_check(album: Path, state_dir: Path | None, sdir: Path, thresholds: Thres
                              vectors=semantic_vectors(index))
     for rel, reason in result.unreadable[:5]:
         err(f"could not measure {rel} ({reason})")
+    if result.cache_problem:  # the result is right: a warning, exit 0
+        err(f"warning: {result.cache_problem}")
     return result
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from picksel.tui.safetext import safe_text
+from picksel.tui.screens.modal import PickselModal
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(PickselModal[bool]):
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),

@@ -16,14 +16,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Footer, ProgressBar, Static
 
 from picksel.curve import DEFAULT_MAX, CoverCurve
 from picksel.errors import Cancelled
+from picksel.tui.screens.modal import PickselModal
 
 
-class CurveScreen(ModalScreen[int | None]):
+class CurveScreen(PickselModal[int | None]):
     """Dismisses with the suggested count (enter) or None (escape)."""
 
     BINDINGS = [

@@ -17,12 +17,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from picksel.textsafe import printable
 from picksel.tui.marks import FLAG_ABBREV
+from picksel.tui.screens.modal import PickselModal
 from picksel.tui.widgets.preview import ImagePreview
 
 MAX_CARDS = 4
@@ -94,7 +94,7 @@ class DupCard(Vertical):
         yield Static("", classes="dup-facts", markup=False)
 
 
-class DuplicatesScreen(ModalScreen[None]):
+class DuplicatesScreen(PickselModal[None]):
     """One duplicate group at a time; keep one, exclude the others."""
 
     DEFAULT_CSS = """
@@ -131,6 +131,8 @@ class DuplicatesScreen(ModalScreen[None]):
         self.graphics = graphics
         self.chosen = 0  # position in the group's members of the image to keep
         self.kept: list[tuple[int, int]] = []  # (group, chosen) of each x here, for u
+        self._shown: list[int] = []  # the members shown, keeper first
+        self._picked: int | None = None  # the row ←/→ chose (None: the suggested keeper)
 
     @property
     def curator(self):
@@ -161,17 +163,40 @@ class DuplicatesScreen(ModalScreen[None]):
         if q is None or not q.groups:
             self.dismiss(None)
             return
-        self.index = min(self.index, len(q.groups) - 1)
-        self.chosen = 0
+        self._go(min(self.index, len(q.groups) - 1), 0)
         self.show_group()
+
+    def marks_changed(self) -> None:
+        """The app redrew after a change (a pin, an undo, another picksel): the keeper
+        may have moved, and with it the group's place in the list."""
+        self.show_group()
+
+    def _follow_group(self) -> None:
+        """Stay on the group shown when re-choosing its keeper re-sorted the groups (they
+        are ordered by keeper path); the image chosen with ←/→ stays chosen, otherwise
+        the choice follows the suggested keeper."""
+        q = self.curator.quality
+        anchor = self._shown[0] if self._shown else None
+        if anchor is not None and anchor < len(q) and q.group[anchor]:
+            number = int(q.group[anchor]) - 1
+            if set(self.members()) != set(self._shown) and set(
+                    [q.groups[number][0], *q.groups[number][1]]) == set(self._shown):
+                self.index = number
+        members = self.members()
+        if members != self._shown:
+            self.chosen = members.index(self._picked) if self._picked in members else 0
 
     def show_group(self) -> None:
         c = self.curator
         if c is None or c.quality is None or not self.query(DupCard):
             return  # the app is closing (or re-indexing) under the review
         q = c.quality
+        self.index = max(0, min(self.index, len(q.groups) - 1))
+        if self._shown:
+            self._follow_group()
         members = self.members()
         self.chosen = max(0, min(self.chosen, len(members) - 1))
+        self._shown = members
         start = max(0, min(self.chosen - MAX_CARDS + 1, len(members) - MAX_CARDS)) if len(members) > MAX_CARDS else 0
         shown = members[start : start + MAX_CARDS]
         kind = q.kinds[self.index]
@@ -204,7 +229,13 @@ class DuplicatesScreen(ModalScreen[None]):
     def action_choose(self, delta: int) -> None:
         members = self.members()
         self.chosen = (self.chosen + delta) % len(members)
+        self._picked = members[self.chosen]
         self.show_group()
+
+    def _go(self, index: int, chosen: int) -> None:
+        """Another group (or the same one afresh): nothing picked there yet."""
+        self.index, self.chosen = index, chosen
+        self._shown, self._picked = [], None
 
     def action_group(self, delta: int) -> None:
         n = len(self.curator.quality.groups)
@@ -212,7 +243,7 @@ class DuplicatesScreen(ModalScreen[None]):
         if not 0 <= target < n:
             self.app.notify("Last group." if delta > 0 else "First group.", timeout=1.5)
             return
-        self.index, self.chosen = target, 0
+        self._go(target, 0)
         self.show_group()
 
     def action_keep(self) -> None:
@@ -223,21 +254,21 @@ class DuplicatesScreen(ModalScreen[None]):
             return
         self.kept.append((self.index, self.chosen))
         if self.index + 1 < len(self.curator.quality.groups):
-            self.index, self.chosen = self.index + 1, 0
+            self._go(self.index + 1, 0)
         self.show_group()
 
     def action_undo(self) -> None:
         """Undo the last change; when it was an x made here, back to that group."""
         undone = self.app.action_undo()  # type: ignore[attr-defined]
         if undone is not None and self.kept and undone.action.startswith("d keep"):
-            self.index, self.chosen = self.kept.pop()
+            self._go(*self.kept.pop())
         self.show_group()
 
     def action_close(self) -> None:
         self.dismiss(None)
 
 
-class FlagChoiceScreen(ModalScreen[str | None]):
+class FlagChoiceScreen(PickselModal[str | None]):
     """F: which kind of flagged image to exclude, with how many the check found."""
 
     DEFAULT_CSS = """

@@ -24,11 +24,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, DirectoryTree, Input, ProgressBar, Static
 
 from picksel.errors import Cancelled, PickselError
 from picksel.tui.safetext import safe_text
+from picksel.tui.screens.modal import PickselModal
 
 
 class FolderTree(DirectoryTree):
@@ -145,7 +145,7 @@ def report_text(report) -> Text:
     return text
 
 
-class ExportScreen(ModalScreen[object]):
+class ExportScreen(PickselModal[object]):
     """Dismisses with the ExportReport (or None when closed without exporting)."""
 
     BINDINGS = [Binding("escape", "close", "Cancel / close")]

@@ -10,14 +10,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import ProgressBar, Static
 
 from picksel.errors import Cancelled, PickselError
 from picksel.textsafe import printable
+from picksel.tui.screens.modal import PickselModal
 
 
-class IndexingScreen(ModalScreen[bool]):
+class IndexingScreen(PickselModal[bool]):
     """Runs ``build_index`` in a thread; dismisses True when the index was written."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]

@@ -18,12 +18,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, RadioButton, RadioSet, Static
 
 from picksel.errors import PickselError
 from picksel.tui.safetext import safe_text
 from picksel.tui.screens.confirm import ConfirmScreen
+from picksel.tui.screens.modal import PickselModal
 from picksel.tui.widgets.sidebar import MethodButton
 
 
@@ -43,7 +43,7 @@ class FormatButton(MethodButton):
     """TSV / CSV: ● for the chosen format, ○ for the other, readable without colour."""
 
 
-class InventoryScreen(ModalScreen[str | None]):
+class InventoryScreen(PickselModal[str | None]):
     """Dismisses with the written file's path (None when closed)."""
 
     BINDINGS = [Binding("escape", "close", "Close")]

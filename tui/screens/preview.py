@@ -7,11 +7,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
 from picksel.textsafe import printable, printable_lines
 from picksel.tui.controller import Details, human_size
+from picksel.tui.screens.modal import PickselModal
 from picksel.tui.widgets.sidebar import TIER_STYLES
 
 
@@ -33,7 +33,7 @@ def details_table(d: Details) -> Table:
     return table
 
 
-class PreviewScreen(ModalScreen[None]):
+class PreviewScreen(PickselModal[None]):
     """One image large. ←/→ (j/k) step through the list as it is shown behind (filter
     and find apply), x and p act on the image shown here and the facts update at once,
     so reviewing 150 picks is 150 key presses, not 450.

@@ -41,6 +41,7 @@ from textual.strip import Strip
 
 from picksel.textsafe import printable
 from picksel.thumbs import is_placeholder, load_thumbnail
+from picksel.tui.findtable import FindTable
 from picksel.tui.halfcell import TRUECOLOR, colour_system_of, halfcell_strips
 from picksel.tui.marks import KIND_COPY, KIND_FLAG, KIND_KEEP, KIND_NOTE, fit_labels, quality_labels
 from picksel.tui.viewstate import (
@@ -236,7 +237,7 @@ class ThumbList(ScrollView, can_focus=True):
         self._order_all = np.zeros(0, dtype=np.int64)
         self._consensus = np.zeros(0, dtype=np.int64)
         self._order = np.zeros(0, dtype=np.int64)  # index rows of the filtered list
-        self._lower: list[str] | None = None  # lower-cased paths, for the find bar
+        self._lower: FindTable | None = None  # lower-cased paths, for the find bar
         self._pos = np.zeros(0, dtype=np.int64)  # index row -> position in _order, -1 hidden
         self._cursor = 0  # position of the highlight in _order
         self._generation = 0
@@ -297,8 +298,8 @@ class ThumbList(ScrollView, can_focus=True):
                 self._pending.clear()
             self.grid.clear()
         self._vm = vm
-        if not same_files:
-            self._lower = None
+        if not same_files:  # made in a thread now: the first find must not wait ~1 s
+            self._lower = FindTable(vm.paths) if len(vm.paths) else None
         n = len(vm.paths)
         consensus = np.asarray(vm.consensus, dtype=np.int64)
         consensus = consensus[(consensus >= 0) & (consensus < n)]
@@ -622,11 +623,11 @@ class ThumbList(ScrollView, can_focus=True):
         self.refresh()
 
     def _lowered(self) -> list[str]:
+        """As shown: a name with an escape is found by typing what the row displays."""
         if self._lower is None:
             assert self._vm is not None
-            # As shown: a name with an escape is found by typing what the row displays.
-            self._lower = [printable(p).lower() for p in self._vm.paths]
-        return self._lower
+            self._lower = FindTable(self._vm.paths)
+        return self._lower.get()
 
     def _match_mask(self) -> np.ndarray:
         q = self.query.lower()
