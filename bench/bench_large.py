@@ -104,36 +104,19 @@ def _make_album(album: Path, emb: np.ndarray) -> None:
     """index.npz, map.npz and state.json through the real save functions."""
     import shutil
 
-    from picksel.index import AlbumIndex, save_index
-    from picksel.mapping import MapData, pca_map, save_map
-    from picksel.state import AlbumState, SavedSelection, save_state
+    from bench.bench_launch import save_album
+    from picksel.mapping import pca_map
 
     if album.exists():
         shutil.rmtree(album)
     album.mkdir(parents=True)
     n = emb.shape[0]
     paths = [f"folder{i // 1000:04d}/img_{i:07d}.jpg" for i in range(n)]
-    index = AlbumIndex(
-        root=album,
-        paths=paths,
-        embeddings=emb,
-        mtimes=np.full(n, 1.7e9),
-        sizes=np.full(n, 250_000, dtype=np.int64),
-        encoder="builtin:v1",
-    )
-    save_index(index)
-    sdir = album / ".picksel"
-    fp = index.fingerprint()
-    save_map(sdir, MapData(coords=pca_map(emb), kind="pca", fingerprint=fp))
     rng = np.random.default_rng(0)
-    picked = rng.choice(n, min(600, n // 2), replace=False)
-    votes = {paths[i]: int(v) for i, v in zip(picked, rng.integers(1, 21, picked.size), strict=True)}
-    consensus = sorted(votes, key=lambda p: -votes[p])[:COUNT]
-    state = AlbumState(
-        excluded={paths[i] for i in rng.choice(n, min(1000, n // 100), replace=False)},
-        selection=SavedSelection("fps", COUNT, ITERATIONS, 1, fp, consensus, votes),
-    )
-    save_state(sdir, state)
+    voted = rng.choice(n, min(600, n // 2), replace=False)
+    votes = rng.integers(1, 21, voted.size)
+    excluded = rng.choice(n, min(1000, n // 100), replace=False)
+    save_album(album, emb, paths, pca_map(emb), "pca", voted, votes, excluded, COUNT, ITERATIONS)
 
 
 # --------------------------------------------------------------------------- child stages

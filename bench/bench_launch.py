@@ -19,18 +19,17 @@ import numpy as np
 TARGET_S = 1.5
 
 
-def make_album(root: Path, n: int, dim: int = 512) -> Path:
+def save_album(album: Path, emb: np.ndarray, paths: list[str], coords: np.ndarray, kind: str,
+               voted: np.ndarray, votes: np.ndarray, excluded: np.ndarray, count: int,
+               iterations: int) -> None:
+    """index.npz, map.npz and state.json of a synthetic album through the real save
+    functions: ``voted`` rows with ``votes`` each, the best ``count`` as the consensus of
+    a saved FPS selection, and ``excluded`` rows excluded."""
     from picksel.index import AlbumIndex, save_index
     from picksel.mapping import MapData, save_map
     from picksel.state import AlbumState, SavedSelection, save_state
 
-    album = root / "big-album"
-    album.mkdir()
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(40, dim)).astype(np.float32)
-    emb = centres[rng.integers(0, 40, n)] + 0.3 * rng.normal(size=(n, dim)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    paths = [f"folder{i // 1000:03d}/img_{i:06d}.jpg" for i in range(n)]
+    n = emb.shape[0]
     index = AlbumIndex(
         root=album,
         paths=paths,
@@ -41,15 +40,29 @@ def make_album(root: Path, n: int, dim: int = 512) -> Path:
     )
     save_index(index)
     sdir = album / ".picksel"
-    coords = (emb[:, :2] * 10).astype(np.float32)
-    save_map(sdir, MapData(coords=coords, kind="umap", fingerprint=index.fingerprint()))
-    votes = {paths[i]: int(v) for i, v in zip(rng.choice(n, 400, replace=False), rng.integers(1, 21, 400), strict=True)}
-    consensus = sorted(votes, key=lambda p: -votes[p])[:150]
+    fp = index.fingerprint()
+    save_map(sdir, MapData(coords=coords, kind=kind, fingerprint=fp))
+    by_path = {paths[i]: int(v) for i, v in zip(voted, votes, strict=True)}
+    consensus = sorted(by_path, key=lambda p: -by_path[p])[:count]
     state = AlbumState(
-        excluded={paths[i] for i in rng.choice(n, 37, replace=False)},
-        selection=SavedSelection("fps", 150, 20, 1, index.fingerprint(), consensus, votes),
+        excluded={paths[i] for i in excluded},
+        selection=SavedSelection("fps", count, iterations, 1, fp, consensus, by_path),
     )
     save_state(sdir, state)
+
+
+def make_album(root: Path, n: int, dim: int = 512) -> Path:
+    album = root / "big-album"
+    album.mkdir()
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(40, dim)).astype(np.float32)
+    emb = centres[rng.integers(0, 40, n)] + 0.3 * rng.normal(size=(n, dim)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    paths = [f"folder{i // 1000:03d}/img_{i:06d}.jpg" for i in range(n)]
+    coords = (emb[:, :2] * 10).astype(np.float32)
+    voted, votes = rng.choice(n, 400, replace=False), rng.integers(1, 21, 400)
+    excluded = rng.choice(n, 37, replace=False)
+    save_album(album, emb, paths, coords, "umap", voted, votes, excluded, count=150, iterations=20)
     return album
 
 

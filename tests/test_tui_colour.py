@@ -15,7 +15,7 @@ from PIL import Image
 from rich.color import EIGHT_BIT_PALETTE, Color, ColorSystem
 from rich.segment import Segment
 from textual.geometry import Region
-from tui_app_helpers import index_album, make_app, settle, wait_until
+from tui_app_helpers import index_album, make_app, settle, show_in_preview, wait_until
 
 from picksel.tui.widgets.preview import ImagePreview
 from picksel.tui.widgets.thumblist import ITEM_HEIGHT, THUMB_CELLS
@@ -167,13 +167,8 @@ async def test_no_color_greys_the_interface_but_not_the_pictures(
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         assert app.no_color
-        row = app.curator.rows["photos/00_astronaut.jpg"]
-        app.thumbs.focus()
-        app.thumbs.focus_row(row)
-        app.current_row = row
-        preview = app.query_one("#preview", ImagePreview)
-        await wait_until(pilot, lambda: preview.path is not None and preview.image is not None
-                         and preview.path.name == "00_astronaut.jpg")
+        preview = await show_in_preview(app, pilot, "photos/00_astronaut.jpg")
+        row = app.current_row
         await wait_until(pilot, lambda: app.thumbs._thumb(row) is not None)  # noqa: SLF001
         await pilot.pause()
 
@@ -212,12 +207,7 @@ async def test_no_color_pictures_keep_their_colours_behind_a_dialog(
     app = make_app(album)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
-        row = app.curator.rows["photos/00_astronaut.jpg"]
-        app.thumbs.focus()
-        app.thumbs.focus_row(row)
-        app.current_row = row
-        preview = app.query_one("#preview", ImagePreview)
-        await wait_until(pilot, lambda: preview.image is not None and preview.path.name == "00_astronaut.jpg")
+        preview = await show_in_preview(app, pilot, "photos/00_astronaut.jpg")
         await pilot.pause()
         area = preview.query_one(".preview-image").region
         base = app.screen

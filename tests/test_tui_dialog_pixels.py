@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tui_app_helpers import index_album, run_selection, settle, wait_until
+from tui_app_helpers import index_album, run_selection, settle, show_in_preview, wait_until
 
 from picksel.tui.app import PickselApp
 
@@ -70,12 +70,7 @@ async def test_a_sixel_preview_behind_a_dialog_is_drawn_in_half_cells(album: Pat
     app = PickselApp(album, graphics="sixel", seed=3, compute_umap=False)
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(app, pilot)
-        row = app.curator.rows["photos/00_astronaut.jpg"]
-        app.thumbs.focus()
-        app.thumbs.focus_row(row)
-        app.current_row = row
-        preview = app.query_one("#preview")
-        await wait_until(pilot, lambda: preview.image is not None and preview.path.name == "00_astronaut.jpg")
+        preview = await show_in_preview(app, pilot, "photos/00_astronaut.jpg")
         await pilot.pause()
         image = preview.query_one(".preview-image")
         area = image.region

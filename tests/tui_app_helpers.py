@@ -68,3 +68,17 @@ async def run_selection(app, pilot, count: int = 5, iterations: int = 10) -> Non
     await pilot.pause()
     await pilot.press("s")
     await settle(app, pilot)
+
+
+async def show_in_preview(app, pilot, rel: str):
+    """Focus ``rel``'s row in the list and wait until the small preview shows its picture;
+    returns the preview widget."""
+    row = app.curator.rows[rel]
+    app.thumbs.focus()
+    app.thumbs.focus_row(row)
+    app.current_row = row
+    preview = app.query_one("#preview")
+    name = Path(rel).name
+    await wait_until(pilot, lambda: preview.path is not None and preview.image is not None
+                     and preview.path.name == name)
+    return preview
