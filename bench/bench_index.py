@@ -84,10 +84,11 @@ def _decode_only(path: str) -> int:
 
 
 def bench_encoder(n: int) -> None:
-    from picksel.encoders.builtin import BuiltinEncoder, _usable_cpus
+    from picksel.cpus import usable_cpus
+    from picksel.encoders.builtin import BuiltinEncoder
     from picksel.encoders.pool import make_pool
     paths = make_jpegs(n)
-    cpus = _usable_cpus()
+    cpus = usable_cpus()
     mpx = 1632 * 1224 / 1e6
 
     t = time.perf_counter()

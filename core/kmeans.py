@@ -46,7 +46,6 @@ nearest free centre. Everything is seeded, so one seed gives one result.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -54,6 +53,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from picksel.cpus import usable_cpus
 from picksel.errors import Cancelled
 from picksel.fps import SPLIT_ROWS, _controller, blas_threads_for, rows_in_this_thread, split_rows
 
@@ -130,26 +130,16 @@ def reduce(emb: np.ndarray, rows: np.ndarray, rng: np.random.Generator, dims: in
     return Reduced(rows=rows, coords=coords, resid=resid, mean=mean, axes=axes)
 
 
-def _sq_dist_to(red: Reduced, centre: np.ndarray) -> np.ndarray:
-    """Original-space squared distance from every reduced row to ``lift(centre)``,
-    block by block: a whole-array difference would be another copy of the reduced rows
+def _sq_dist(red: Reduced, centres: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """Original-space squared distance from every reduced row to ``lift(centres)`` (one
+    centre), or with ``labels`` to ``lift(centres[label])`` (each row's own centre).
+    Block by block: a whole-array difference would be another copy of the reduced rows
     (512 MB at 1,000,000 images)."""
     m = red.coords.shape[0]
     out = np.empty(m, dtype=np.float32)
     for s in range(0, m, DIST_BLOCK):
-        diff = red.coords[s : s + DIST_BLOCK] - centre
-        out[s : s + DIST_BLOCK] = np.einsum("ij,ij->i", diff, diff)
-    out += red.resid
-    return out
-
-
-def _sq_dist_own(red: Reduced, labels: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Original-space squared distance from every reduced row to its own centre, block by
-    block for the same reason as :func:`_sq_dist_to`."""
-    m = red.coords.shape[0]
-    out = np.empty(m, dtype=np.float32)
-    for s in range(0, m, DIST_BLOCK):
-        diff = red.coords[s : s + DIST_BLOCK] - centres[labels[s : s + DIST_BLOCK]]
+        target = centres if labels is None else centres[labels[s : s + DIST_BLOCK]]
+        diff = red.coords[s : s + DIST_BLOCK] - target
         out[s : s + DIST_BLOCK] = np.einsum("ij,ij->i", diff, diff)
     out += red.resid
     return out
@@ -338,7 +328,7 @@ def pick_images(
     # Nearest member of each cluster: rows by distance to their own centre (a stable
     # sort, so ties go to the lower row), then each label's first row in that order.
     if own is None:
-        own = _sq_dist_own(red, labels, centres)
+        own = _sq_dist(red, centres, labels)
     own[used] = np.inf
     order = np.argsort(own, kind="stable")
     present, first = np.unique(labels[order], return_index=True)
@@ -348,7 +338,7 @@ def pick_images(
             chosen[c] = r
             used[r] = True
     for c in np.flatnonzero(chosen < 0):
-        dist = _sq_dist_to(red, centres[c])
+        dist = _sq_dist(red, centres[c])
         dist[used] = np.inf
         r = int(np.argmin(dist))
         chosen[c] = r
@@ -382,13 +372,6 @@ releases the GIL in them: two iterations side by side kept both cores busy where
 iteration at a time left one idle for most of it."""
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def kmeans_runs(
     red: Reduced,
     k: int,
@@ -406,7 +389,7 @@ def kmeans_runs(
     iteration; a failure in one stops the others at their next pass and is re-raised.
     """
     report = done or (lambda n: None)
-    workers = min(PARALLEL_RUNS, _cores(), len(seeds))
+    workers = min(PARALLEL_RUNS, usable_cpus(), len(seeds))
     if workers <= 1:
         out = []
         for i, seed in enumerate(seeds, start=1):

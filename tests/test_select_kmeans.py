@@ -264,7 +264,7 @@ def test_iterations_side_by_side_pick_what_one_by_one_does(monkeypatch) -> None:
     emb = _spread_clusters(SPLIT_ROWS + 3000, 48, 40, seed=16)
     red = reduce(emb, np.arange(emb.shape[0]), np.random.default_rng(0))
     seeds = [11, 12, 13, 14, 15]
-    monkeypatch.setattr(kmeans, "_cores", lambda: 2)
+    monkeypatch.setattr(kmeans, "usable_cpus", lambda: 2)
     done: list[int] = []
     side_by_side = kmeans.kmeans_runs(red, 25, seeds, done=done.append)
     assert done == [1, 2, 3, 4, 5]
@@ -284,7 +284,7 @@ def test_a_failing_iteration_stops_the_others(monkeypatch) -> None:
 
     emb = _spread_clusters(6000, 16, 20, seed=17)
     red = reduce(emb, np.arange(6000), np.random.default_rng(0))
-    monkeypatch.setattr(kmeans, "_cores", lambda: 2)
+    monkeypatch.setattr(kmeans, "usable_cpus", lambda: 2)
     real = kmeans.kmeans_once
     started: list[int] = []
     failed = threading.Event()

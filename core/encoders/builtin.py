@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from picksel import measuring
+from picksel.cpus import usable_cpus
 from picksel.encoders.pool import make_pool, terminate_pool
 from picksel.errors import CancelFn, Cancelled
 from picksel.imageio import UnreadableImage, open_image
@@ -390,11 +391,6 @@ def _default_workers() -> int:
         wanted = 0
     if wanted > 0:
         return min(wanted, 64)
-    return max(1, min(_usable_cpus(), 8))
+    return max(1, min(usable_cpus(), 8))
 
 
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
