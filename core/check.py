@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FuturesTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from picksel.duplicates import DuplicateGroup, exact_pairs, group, near_pairs
-from picksel.encoders.pool import make_pool, terminate_pool
+from picksel.encoders.pool import make_pool, terminate_pool, wait_result
 from picksel.errors import CancelFn, Cancelled, ProgressFn
 from picksel.imageio import UnreadableImage
 from picksel.measuring import effective_hashes, fill_hashes, hash_candidates, measure_path
@@ -87,16 +85,6 @@ _CHUNK = 16
 """Files per worker task: small enough to spread a small album over the workers."""
 _BATCH = 256
 """Files between progress reports."""
-CANCEL_POLL = 0.1
-
-
-def _result(fut: Future, cancel: CancelFn | None) -> list[ImageMeasures | str]:
-    while True:
-        try:
-            return fut.result(timeout=None if cancel is None else CANCEL_POLL)
-        except FuturesTimeout:
-            if cancel is not None and cancel():
-                raise Cancelled() from None
 
 
 def _measure_all(paths: list[str], progress: ProgressFn | None, cancel: CancelFn | None,
@@ -119,7 +107,7 @@ def _measure_all(paths: list[str], progress: ProgressFn | None, cancel: CancelFn
                 futures = [pool.submit(_measure_chunk, batch[i : i + _CHUNK])
                            for i in range(0, len(batch), _CHUNK)]
                 for fut in futures:
-                    out.extend(_result(fut, cancel))
+                    out.extend(wait_result(fut, cancel))
             else:
                 for p in batch:
                     if cancel is not None and cancel():

@@ -154,13 +154,8 @@ def _read_into(
 
 def _defer(zf: zipfile.ZipFile, fh: IO[bytes], info: zipfile.ZipInfo, file_size: int, key: str) -> Deferred:
     """Check a member's header now (what ``_read_member`` checks before reading)."""
-    if info.flag_bits & 0x1:
-        raise NpzError(f"{key}: encrypted")
-    if info.compress_size > file_size or info.header_offset + info.compress_size > file_size:
-        raise NpzError(f"{key}: member runs past the end of the file (truncated?)")
+    _check_member(info, file_size, key)
     if info.compress_type == zipfile.ZIP_STORED:
-        if info.file_size != info.compress_size:
-            raise NpzError(f"{key}: stored member sizes disagree")
         start = _stored_start(fh, info, key)
         fh.seek(start)
         shape, _fortran, dtype, end = _read_header(fh, key)
@@ -224,16 +219,22 @@ def _read_header(stream: IO[bytes], key: str) -> tuple[tuple[int, ...], bool, np
     return shape, bool(fortran), dtype, stream.tell()
 
 
-def _read_member(
-    zf: zipfile.ZipFile, fh: IO[bytes], info: zipfile.ZipInfo, file_size: int, key: str
-) -> np.ndarray:
+def _check_member(info: zipfile.ZipInfo, file_size: int, key: str) -> None:
+    """What must hold of a member before any of it is read: not encrypted, inside the
+    file, and a stored member's two sizes equal."""
     if info.flag_bits & 0x1:
         raise NpzError(f"{key}: encrypted")
     if info.compress_size > file_size or info.header_offset + info.compress_size > file_size:
         raise NpzError(f"{key}: member runs past the end of the file (truncated?)")
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        raise NpzError(f"{key}: stored member sizes disagree")
+
+
+def _read_member(
+    zf: zipfile.ZipFile, fh: IO[bytes], info: zipfile.ZipInfo, file_size: int, key: str
+) -> np.ndarray:
+    _check_member(info, file_size, key)
     if info.compress_type == zipfile.ZIP_STORED:
-        if info.file_size != info.compress_size:
-            raise NpzError(f"{key}: stored member sizes disagree")
         return _read_stored(fh, info, key)
     if info.file_size > MAX_INFLATE * info.compress_size + 4096:
         raise NpzError(

@@ -19,8 +19,7 @@ import functools
 import math
 import os
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future
-from concurrent.futures import TimeoutError as FuturesTimeout
+from concurrent.futures import Executor
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from PIL import Image
 
 from picksel import measuring
 from picksel.cpus import usable_cpus
-from picksel.encoders.pool import make_pool, terminate_pool
+from picksel.encoders.pool import make_pool, terminate_pool, wait_result
 from picksel.errors import CancelFn, Cancelled
 from picksel.imageio import UnreadableImage, open_image
 from picksel.quality import ImageMeasures
@@ -285,17 +284,6 @@ def _describe_here(paths: list[str], cancel: CancelFn | None, with_measures: boo
     return out
 
 
-def _wait(fut: Future, cancel: CancelFn | None) -> list[Described]:
-    while True:
-        try:
-            return fut.result(timeout=None if cancel is None else CANCEL_POLL)
-        except FuturesTimeout:
-            if cancel is not None and cancel():
-                raise Cancelled() from None
-
-
-CANCEL_POLL = 0.1
-"""Seconds between cancel checks while waiting for the workers."""
 
 PARALLEL_MIN = 32
 """Below this many files a worker pool costs more than it saves."""
@@ -351,7 +339,7 @@ class BuiltinEncoder:
         try:
             chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
             futures = [self._pool.submit(_describe_chunk, chunk, with_measures) for chunk in chunks]
-            return [result for fut in futures for result in _wait(fut, cancel)]
+            return [result for fut in futures for result in wait_result(fut, cancel)]
         except Cancelled:
             self.abort()
             raise

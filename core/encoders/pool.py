@@ -24,8 +24,12 @@ import os
 import signal
 import sys
 import threading
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from multiprocessing.connection import wait
+from typing import TypeVar
+
+from picksel.errors import CancelFn, Cancelled
 
 WATCH_INTERVAL = 0.5
 """Seconds between parent checks when there is no sentinel to block on."""
@@ -106,6 +110,23 @@ def make_pool(workers: int, preload: list[str]) -> Executor | None:
         return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init)
     except (OSError, ValueError, NotImplementedError):  # pragma: no cover - sandboxed hosts
         return None
+
+
+T = TypeVar("T")
+
+CANCEL_POLL = 0.1
+"""Seconds between cancel checks while waiting for the workers."""
+
+
+def wait_result(fut: Future[T], cancel: CancelFn | None) -> T:
+    """``fut``'s result, checking ``cancel`` every :data:`CANCEL_POLL` s meanwhile (Ctrl-C
+    in the curator must not wait for a whole batch of decodes)."""
+    while True:
+        try:
+            return fut.result(timeout=None if cancel is None else CANCEL_POLL)
+        except FuturesTimeout:
+            if cancel is not None and cancel():
+                raise Cancelled() from None
 
 
 def terminate_pool(pool: Executor) -> None:
