@@ -45,6 +45,24 @@ def originals(max_side: int = 320) -> dict[str, Image.Image]:
     return out
 
 
+def write_quality_album(root: Path) -> Path:
+    """Six photos, a mirrored JPEG copy, a same-pixels PNG re-save, a black, a noise and
+    a tiny image: flags dark/blank, noisy and small, two duplicate groups."""
+    (root / "photos").mkdir(parents=True)
+    (root / "bad").mkdir()
+    photos = originals()
+    for name in ("chelsea", "coffee", "rocket", "astronaut", "china", "coins"):
+        photos[name].save(root / "photos" / f"{name}.jpg", quality=90)
+    ImageOps.mirror(photos["chelsea"]).save(root / "photos" / "chelsea_mirror.jpg", quality=70)
+    with Image.open(root / "photos" / "coffee.jpg") as im:
+        im.convert("RGB").save(root / "photos" / "coffee_resaved.png")
+    Image.new("RGB", (320, 240)).save(root / "bad" / "black.png")
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)).save(root / "bad" / "noise.png")
+    photos["astronaut"].resize((40, 40)).save(root / "bad" / "tiny.png")
+    return root
+
+
 def _jpeg(img: Image.Image, quality: int) -> Image.Image:
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)

@@ -11,27 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import picksel
-from PIL import Image, ImageOps
-from quality_helpers import originals
+from quality_helpers import write_quality_album
 
 from picksel.state import load_state
 
 
 @pytest.fixture(scope="module")
 def made_album(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("check") / "album"
-    (root / "photos").mkdir(parents=True)
-    (root / "bad").mkdir()
-    photos = originals()
-    for name in ("chelsea", "coffee", "rocket", "astronaut", "china", "coins"):
-        photos[name].save(root / "photos" / f"{name}.jpg", quality=90)
-    ImageOps.mirror(photos["chelsea"]).save(root / "photos" / "chelsea_mirror.jpg", quality=70)
-    with Image.open(root / "photos" / "coffee.jpg") as im:
-        im.convert("RGB").save(root / "photos" / "coffee_resaved.png")  # same pixels
-    Image.new("RGB", (320, 240)).save(root / "bad" / "black.png")
-    rng = np.random.default_rng(3)
-    Image.fromarray(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)).save(root / "bad" / "noise.png")
-    photos["astronaut"].resize((40, 40)).save(root / "bad" / "tiny.png")
+    root = write_quality_album(tmp_path_factory.mktemp("check") / "album")
     from picksel.index import build_index
 
     build_index(root)

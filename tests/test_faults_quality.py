@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_tui_quality import write_quality_album
+from quality_helpers import write_quality_album
 from tui_app_helpers import index_album, make_app, settle, wait_until
 
 TIMEOUT = 120

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
-from quality_helpers import originals
+from quality_helpers import write_quality_album
 from tui_app_helpers import index_album, make_app, saved_state, settle, wait_until
 
 from picksel.tui.marks import QualityMarks, fit_labels, quality_labels
@@ -21,24 +20,6 @@ from picksel.tui.screens.confirm import ConfirmScreen
 from picksel.tui.screens.duplicates import DuplicatesScreen, FlagChoiceScreen
 
 SIZE = (120, 40)
-
-
-def write_quality_album(root: Path) -> Path:
-    """Six photos, a mirrored JPEG copy, a same-pixels PNG re-save, a black, a noise and
-    a tiny image: flags dark/blank, noisy and small, two duplicate groups."""
-    (root / "photos").mkdir(parents=True)
-    (root / "bad").mkdir()
-    photos = originals()
-    for name in ("chelsea", "coffee", "rocket", "astronaut", "china", "coins"):
-        photos[name].save(root / "photos" / f"{name}.jpg", quality=90)
-    ImageOps.mirror(photos["chelsea"]).save(root / "photos" / "chelsea_mirror.jpg", quality=70)
-    with Image.open(root / "photos" / "coffee.jpg") as im:
-        im.convert("RGB").save(root / "photos" / "coffee_resaved.png")
-    Image.new("RGB", (320, 240)).save(root / "bad" / "black.png")
-    rng = np.random.default_rng(3)
-    Image.fromarray(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8)).save(root / "bad" / "noise.png")
-    photos["astronaut"].resize((40, 40)).save(root / "bad" / "tiny.png")
-    return root
 
 
 @pytest.fixture(scope="module")
