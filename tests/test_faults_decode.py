@@ -135,18 +135,22 @@ def _as_from_a_shell() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _start_index(album: Path) -> subprocess.Popen:
+def _start_picksel(command: str, album: Path) -> subprocess.Popen:
     # A session of its own, so a signal can go to the whole process group, as the
     # terminal's Ctrl-C does (workers included). Four workers as in the report, whatever
     # this machine's core count.
     return subprocess.Popen(
-        [sys.executable, "-m", "picksel", "index", str(album)],
+        [sys.executable, "-m", "picksel", command, str(album)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
         preexec_fn=_as_from_a_shell,
         env={**os.environ, "PICKSEL_WORKERS": "4"},
     )
+
+
+def _start_index(album: Path) -> subprocess.Popen:
+    return _start_picksel("index", album)
 
 
 def _wait_for_workers(proc: subprocess.Popen) -> dict[int, int]:
@@ -674,14 +678,7 @@ def unmeasured_album(tmp_path_factory: pytest.TempPathFactory, demo_images) -> P
 def _start_check(album: Path) -> subprocess.Popen:
     with contextlib.suppress(FileNotFoundError):
         (album / ".picksel" / "quality.npz").unlink()
-    return subprocess.Popen(
-        [sys.executable, "-m", "picksel", "check", str(album)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=_as_from_a_shell,
-        env={**os.environ, "PICKSEL_WORKERS": "4"},
-    )
+    return _start_picksel("check", album)
 
 
 @pytest.mark.parametrize(("sig", "group", "code", "said"), [
